@@ -1,0 +1,1 @@
+"""The pure core: commands, events, states and deciders. Imports only the standard library."""

@@ -1,0 +1,74 @@
+"""The shape every aggregate takes: a decider of pure functions.
+
+A decider turns a command and the current state into new events (`decide`) and folds events
+into state (`evolve`). `claims` names the unique keys a command reserves (an email, a SKU):
+the command handler appends a claim to the key's own stream in the same transaction, so two
+aggregates can never hold the same key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+C = TypeVar("C")
+S = TypeVar("S")
+E = TypeVar("E")
+
+Payload = dict[str, Any]
+Upcaster = Callable[[Payload], Payload]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Claim:
+    """A unique key a command reserves for the aggregate `owner_id`.
+
+    `scope` names the kind of key (`user-email`); `key` is its normalised value.
+    """
+
+    scope: str
+    key: str
+    owner_id: str
+
+    @property
+    def stream_id(self) -> str:
+        return f"{self.scope}:{self.key}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class KeyClaimed:
+    """The event written to a claim's stream: the key now belongs to `owner_id`."""
+
+    scope: str
+    key: str
+    owner_id: str
+
+
+def no_claims(command: Any) -> Sequence[Claim]:
+    return ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Decider(Generic[C, S, E]):
+    """An aggregate as data: the command handler needs nothing else to run it.
+
+    `event_types` lists every event class `evolve` accepts; their class names are the stored
+    event types. `schema_versions` gives an event type's current schema version when it is not
+    1, and `upcasters` turns a stored payload of (type, version) into version + 1.
+    """
+
+    stream_type: str
+    state_type: type[S]
+    initial_state: S
+    event_types: tuple[type[E], ...]
+    decide: Callable[[C, S], Sequence[E]]
+    evolve: Callable[[S, E], S]
+    claims: Callable[[C], Sequence[Claim]] = no_claims
+    schema_versions: Mapping[str, int] = field(default_factory=dict)
+    upcasters: Mapping[tuple[str, int], Upcaster] = field(default_factory=dict)
+
+    def fold(self, state: S, events: Sequence[E]) -> S:
+        for event in events:
+            state = self.evolve(state, event)
+        return state

@@ -1,0 +1,179 @@
+"""The User aggregate: registration with a unique email, and updates of name and age."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import assert_never
+
+from domain.decider import Claim, Decider
+from domain.errors import NotFound, RuleViolated, ValidationFailed
+
+STREAM_TYPE = "User"
+EMAIL_SCOPE = "user-email"
+MIN_AGE, MAX_AGE = 13, 150
+MAX_NAME_LENGTH = 200
+MAX_EMAIL_LENGTH = 254
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+# ---------------------------------------------------------------- commands
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RegisterUser:
+    user_id: str
+    email: str
+    name: str
+    age: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UpdateUser:
+    user_id: str
+    name: str | None = None
+    age: int | None = None
+
+
+Command = RegisterUser | UpdateUser
+
+
+# ---------------------------------------------------------------- events
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UserRegistered:
+    user_id: str
+    email: str
+    name: str
+    age: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UserUpdated:
+    """Carries only the fields that changed."""
+
+    user_id: str
+    name: str | None = None
+    age: int | None = None
+
+
+Event = UserRegistered | UserUpdated
+
+
+# ---------------------------------------------------------------- state
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class User:
+    registered: bool = False
+    user_id: str = ""
+    email: str = ""
+    name: str = ""
+    age: int = 0
+
+
+INITIAL_STATE = User()
+
+
+def age_group(age: int) -> str:
+    """TEEN 13-19, ADULT 20-64, SENIOR 65 and over."""
+    if age < 20:
+        return "TEEN"
+    if age < 65:
+        return "ADULT"
+    return "SENIOR"
+
+
+def normalise_email(email: str) -> str:
+    """The form under which an email is unique: trimmed and lower case."""
+    return email.strip().lower()
+
+
+def _valid_name(name: str) -> str:
+    name = name.strip()
+    if not 1 <= len(name) <= MAX_NAME_LENGTH:
+        raise ValidationFailed(f"name must be 1 to {MAX_NAME_LENGTH} characters")
+    return name
+
+
+def _valid_age(age: int) -> int:
+    if not MIN_AGE <= age <= MAX_AGE:
+        raise ValidationFailed(f"age must be between {MIN_AGE} and {MAX_AGE}, got {age}")
+    return age
+
+
+def _valid_email(email: str) -> str:
+    email = email.strip()
+    if len(email) > MAX_EMAIL_LENGTH or not _EMAIL.match(email):
+        raise ValidationFailed(f"email {email!r} is not a valid address")
+    return email
+
+
+def decide(command: Command, state: User) -> Sequence[Event]:
+    match command:
+        case RegisterUser():
+            if state.registered:
+                raise RuleViolated(f"user {command.user_id} is already registered")
+            return [
+                UserRegistered(
+                    user_id=command.user_id,
+                    email=_valid_email(command.email),
+                    name=_valid_name(command.name),
+                    age=_valid_age(command.age),
+                )
+            ]
+        case UpdateUser():
+            if not state.registered:
+                raise NotFound(f"user {command.user_id} does not exist")
+            if command.name is None and command.age is None:
+                raise ValidationFailed("give a name, an age or both to update")
+            name = None if command.name is None else _valid_name(command.name)
+            age = None if command.age is None else _valid_age(command.age)
+            changed_name = name if name is not None and name != state.name else None
+            changed_age = age if age is not None and age != state.age else None
+            if changed_name is None and changed_age is None:
+                return []
+            return [UserUpdated(user_id=state.user_id, name=changed_name, age=changed_age)]
+        case _:
+            assert_never(command)
+
+
+def evolve(state: User, event: Event) -> User:
+    match event:
+        case UserRegistered():
+            return User(
+                registered=True,
+                user_id=event.user_id,
+                email=event.email,
+                name=event.name,
+                age=event.age,
+            )
+        case UserUpdated():
+            return replace(
+                state,
+                name=state.name if event.name is None else event.name,
+                age=state.age if event.age is None else event.age,
+            )
+        case _:
+            assert_never(event)
+
+
+def claims(command: Command) -> Sequence[Claim]:
+    if isinstance(command, RegisterUser):
+        return [
+            Claim(scope=EMAIL_SCOPE, key=normalise_email(command.email), owner_id=command.user_id)
+        ]
+    return ()
+
+
+DECIDER: Decider[Command, User, Event] = Decider(
+    stream_type=STREAM_TYPE,
+    state_type=User,
+    initial_state=INITIAL_STATE,
+    event_types=(UserRegistered, UserUpdated),
+    decide=decide,
+    evolve=evolve,
+    claims=claims,
+)

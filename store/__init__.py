@@ -1,0 +1,1 @@
+"""The write side's persistence: the Postgres event store and the command handler."""
