@@ -23,6 +23,5 @@ def create_engine(url: str, *, pool_size: int = 20) -> AsyncEngine:
         asyncpg_url(url),
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_pre_ping=True,
         pool_recycle=1800,
     )

@@ -32,3 +32,7 @@ class CommandAlreadyProcessed(Exception):
 
 class UnknownEventSchema(Exception):
     """A stored event's schema version has no upcaster to the current version."""
+
+
+class DuplicateEventId(Exception):
+    """An append carried an event id the store already holds; nothing was written."""

@@ -12,18 +12,18 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+import asyncpg
 import msgspec
 from sqlalchemy import text
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from store.errors import CommandAlreadyProcessed, WrongExpectedVersion
+from store.doorbell import Doorbell
+from store.errors import CommandAlreadyProcessed, DuplicateEventId, WrongExpectedVersion
 from store.events import (
     FEED_START,
     AppendResult,
     ExpectedVersion,
     FeedCheckpoint,
-    NewEvent,
     ProcessedCommand,
     RecordedEvent,
     Snapshot,
@@ -32,68 +32,21 @@ from store.events import (
 )
 from store.upcasting import Upcasters
 
-RING_CHANNEL = "chronicle_events"
-"""The `pg_notify` channel an append rings on commit; its payload is the last position."""
-
 _COLUMNS = """
     position, event_id, stream_id, stream_type, version, event_type, schema_version,
     data::text AS data, metadata::text AS metadata, transaction_id::text AS transaction_id,
     recorded_at
 """
 
-_LOCK_STREAMS = text(
-    "SELECT pg_advisory_xact_lock(hashtextextended(s, 0)) "
-    "FROM unnest(CAST(:stream_ids AS text[])) AS s ORDER BY s"
-)
-
-_CREATE_STREAM = text(
-    "INSERT INTO streams (stream_id, stream_type, version) VALUES (:stream_id, :stream_type, :n) "
-    "ON CONFLICT (stream_id) DO NOTHING RETURNING version"
-)
-_CREATE_OR_EXTEND_STREAM = text(
-    "INSERT INTO streams AS s (stream_id, stream_type, version) "
-    "VALUES (:stream_id, :stream_type, :n) "
-    "ON CONFLICT (stream_id) DO UPDATE SET version = s.version + :n, updated_at = now() "
-    "RETURNING version"
-)
-_EXTEND_STREAM = text(
-    "UPDATE streams SET version = version + :n, updated_at = now() "
-    "WHERE stream_id = :stream_id AND (CAST(:expected AS integer) IS NULL OR version = :expected) "
-    "RETURNING version"
-)
-
-# One statement writes the events, records the command and rings the doorbell; NOTIFY is
-# delivered only if the transaction commits.
-_INSERT_EVENTS = text(
-    f"""
-    WITH written AS (
-        INSERT INTO events (event_id, stream_id, stream_type, version, event_type,
-                            schema_version, data, metadata)
-        SELECT e.event_id, e.stream_id, e.stream_type, e.version, e.event_type,
-               e.schema_version, e.data::jsonb, CAST(:metadata AS jsonb)
-        FROM unnest(CAST(:event_ids AS uuid[]), CAST(:stream_ids AS text[]),
-                    CAST(:stream_types AS text[]), CAST(:versions AS integer[]),
-                    CAST(:event_types AS text[]), CAST(:schema_versions AS integer[]),
-                    CAST(:datas AS text[]))
-             WITH ORDINALITY AS e(event_id, stream_id, stream_type, version, event_type,
-                                  schema_version, data, ord)
-        ORDER BY e.ord
-        RETURNING {_COLUMNS}
-    ),
-    command AS (
-        INSERT INTO commands (command_id, stream_id, version, positions)
-        SELECT CAST(:command_id AS text), CAST(:result_stream AS text),
-               CAST(:result_version AS integer), array_agg(position ORDER BY position)
-        FROM written
-        WHERE CAST(:command_id AS text) IS NOT NULL
-    )
-    SELECT written.*
-    FROM written
-    CROSS JOIN (SELECT pg_notify('{RING_CHANNEL}', (SELECT max(position) FROM written)::text))
-        AS ring
-    ORDER BY position
-    """
-)
+# One round trip: see `append_to_streams` in the first migration for what it guarantees.
+_APPEND = f"""
+    SELECT {_COLUMNS}
+    FROM append_to_streams($1::text[], $2::text[], $3::integer[], $4::uuid[], $5::integer[],
+                           $6::text[], $7::integer[], $8::text[]::jsonb[], $9::text::jsonb,
+                           $10::text)
+"""
+_WRONG_EXPECTED_VERSION = "CH409"
+_EXPECTED_CODES = {StreamState.ANY: -1, StreamState.NO_STREAM: 0, StreamState.STREAM_EXISTS: -2}
 
 _FEED = text(
     f"""
@@ -112,9 +65,15 @@ _FEED = text(
 class EventStore:
     """Append to and read from the event log. Safe to share between tasks."""
 
-    def __init__(self, engine: AsyncEngine, upcasters: Upcasters | None = None) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        upcasters: Upcasters | None = None,
+        doorbell: Doorbell | None = None,
+    ) -> None:
         self.engine = engine
         self.upcasters = upcasters or Upcasters()
+        self.doorbell = doorbell or Doorbell(engine)
 
     # ------------------------------------------------------------------ writing
 
@@ -134,55 +93,37 @@ class EventStore:
         appends = [a for a in appends if a.events]
         if not appends:
             raise ValueError("an append needs at least one event")
-        try:
-            async with self.engine.begin() as connection:
-                return await self._append(connection, appends, metadata or {}, command_id)
-        except IntegrityError as error:
-            constraint = _constraint_of(error)
-            if constraint == "commands_pkey" and command_id is not None:
-                raise CommandAlreadyProcessed(command_id) from error
-            if constraint == "events_stream_version_key":
-                stream = appends[0]
-                raise WrongExpectedVersion(stream.stream_id, stream.expected, None) from error
-            raise
-
-    async def _append(
-        self,
-        connection: AsyncConnection,
-        appends: Sequence[StreamAppend],
-        metadata: Mapping[str, Any],
-        command_id: str | None,
-    ) -> AppendResult:
         stream_ids = [a.stream_id for a in appends]
         if len(set(stream_ids)) != len(stream_ids):
             raise ValueError("each stream may appear once in an append")
-        await connection.execute(_LOCK_STREAMS, {"stream_ids": stream_ids})
-        versions: dict[str, int] = {}
-        rows: list[tuple[NewEvent, StreamAppend, int]] = []
-        for append in appends:
-            new_version = await _advance_stream(connection, append)
-            versions[append.stream_id] = new_version
-            first = new_version - len(append.events) + 1
-            rows.extend((event, append, first + i) for i, event in enumerate(append.events))
-        result = await connection.execute(
-            _INSERT_EVENTS,
-            {
-                "event_ids": [event.event_id for event, _, _ in rows],
-                "stream_ids": [append.stream_id for _, append, _ in rows],
-                "stream_types": [append.stream_type for _, append, _ in rows],
-                "versions": [version for _, _, version in rows],
-                "event_types": [event.event_type for event, _, _ in rows],
-                "schema_versions": [event.schema_version for event, _, _ in rows],
-                "datas": [_encode(event.data) for event, _, _ in rows],
-                "metadata": _encode(metadata),
-                "command_id": command_id,
-                "result_stream": appends[0].stream_id,
-                "result_version": versions[appends[0].stream_id],
-            },
+        events = [(index, event) for index, a in enumerate(appends, 1) for event in a.events]
+        arguments = (
+            stream_ids,
+            [a.stream_type for a in appends],
+            [_expected_code(a.expected) for a in appends],
+            [event.event_id for _, event in events],
+            [index for index, _ in events],
+            [event.event_type for _, event in events],
+            [event.schema_version for _, event in events],
+            [_encode(event.data) for _, event in events],
+            _encode(metadata or {}),
+            command_id,
         )
-        return AppendResult(
-            events=[self._recorded(row) for row in result.mappings()], versions=versions
-        )
+        # The hot path talks to asyncpg directly (on a pooled connection): one statement, run
+        # in its own transaction, costs one round trip.
+        async with self.engine.connect() as connection:
+            driver = (await connection.get_raw_connection()).driver_connection
+            assert driver is not None
+            try:
+                rows = await driver.fetch(_APPEND, *arguments)
+            except asyncpg.PostgresError as error:
+                raise _append_error(error, appends, command_id) from error
+        recorded = [self._recorded(row) for row in rows]
+        versions = {a.stream_id: max(e.version for e in recorded if e.stream_id == a.stream_id)
+                    for a in appends}
+        result = AppendResult(events=recorded, versions=versions)
+        self.doorbell.ring(result.position)
+        return result
 
     async def save_snapshot(self, snapshot: Snapshot) -> None:
         """Keep the newest snapshot of a stream; an older one never replaces it."""
@@ -384,38 +325,28 @@ class EventStore:
         )
 
 
-async def _advance_stream(connection: AsyncConnection, append: StreamAppend) -> int:
-    """Move the stream's version on by the number of events, if it is where expected."""
-    n = len(append.events)
-    expected = append.expected
-    params: dict[str, Any] = {"stream_id": append.stream_id, "stream_type": append.stream_type}
-    if expected is StreamState.NO_STREAM or expected == 0:
-        new_version = (await connection.execute(_CREATE_STREAM, {**params, "n": n})).scalar()
-    elif expected is StreamState.ANY:
-        new_version = (
-            await connection.execute(_CREATE_OR_EXTEND_STREAM, {**params, "n": n})
-        ).scalar()
-    else:
-        exact = None if expected is StreamState.STREAM_EXISTS else expected
-        new_version = (
-            await connection.execute(
-                _EXTEND_STREAM, {"stream_id": append.stream_id, "n": n, "expected": exact}
-            )
-        ).scalar()
-    if new_version is None:
-        actual = (
-            await connection.execute(
-                text("SELECT version FROM streams WHERE stream_id = :s"), {"s": append.stream_id}
-            )
-        ).scalar()
-        raise WrongExpectedVersion(append.stream_id, expected, actual)
-    return int(new_version)
+def _expected_code(expected: ExpectedVersion) -> int:
+    if isinstance(expected, StreamState):
+        return _EXPECTED_CODES[expected]
+    if expected < 0:
+        raise ValueError(f"expected version must be >= 0, got {expected}")
+    return expected
+
+
+def _append_error(
+    error: asyncpg.PostgresError, appends: Sequence[StreamAppend], command_id: str | None
+) -> Exception:
+    if error.sqlstate == _WRONG_EXPECTED_VERSION:
+        detail = msgspec.json.decode(error.detail or "{}")
+        expected = next(a.expected for a in appends if a.stream_id == detail["stream_id"])
+        return WrongExpectedVersion(detail["stream_id"], expected, detail["actual"])
+    constraint = getattr(error, "constraint_name", None)
+    if constraint == "commands_pkey" and command_id is not None:
+        return CommandAlreadyProcessed(command_id)
+    if constraint == "events_event_id_key":
+        return DuplicateEventId(str(error.detail))
+    return error
 
 
 def _encode(value: Any) -> str:
     return msgspec.json.encode(value).decode()
-
-
-def _constraint_of(error: IntegrityError) -> str | None:
-    cause = error.orig.__cause__ if error.orig is not None else None
-    return getattr(cause, "constraint_name", None)

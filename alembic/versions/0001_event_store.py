@@ -50,7 +50,6 @@ def upgrade() -> None:
         """
     )
     op.execute("CREATE INDEX events_feed_idx ON events (transaction_id, position)")
-    op.execute("CREATE INDEX events_type_idx ON events (event_type, position)")
     op.execute(
         """
         CREATE TABLE snapshots (
@@ -102,7 +101,96 @@ def upgrade() -> None:
     )
 
 
+    op.execute(APPEND_FUNCTION)
+
+
+# One round trip appends to several streams atomically: the service's hot path. It locks the
+# streams (an advisory lock per stream, in a fixed order, taken before this transaction writes
+# and so before it gets its transaction id: a stream's later versions always come from larger
+# transaction ids, which keeps each stream in version order in the gap-safe feed), checks and
+# moves each stream's version, and writes the events and the command record.
+# It does not NOTIFY: a NOTIFY in a writing transaction holds a cluster-wide lock through the
+# commit's WAL flush, which serialises every writer (measured here: 16 pgbench clients fell
+# from about 7,100 to 2,500 commits/s). The store rings after commit instead (store/doorbell.py).
+# p_expected per stream: -1 any, 0 no stream, -2 stream exists, n >= 1 exactly n.
+APPEND_FUNCTION = """
+CREATE FUNCTION append_to_streams(
+    p_stream_ids text[], p_stream_types text[], p_expected integer[],
+    p_event_ids uuid[], p_event_streams integer[], p_event_types text[],
+    p_schema_versions integer[], p_data jsonb[], p_metadata jsonb, p_command_id text
+) RETURNS SETOF events
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_first integer[] := '{}';
+    v_count integer;
+    v_version integer;
+    v_actual integer;
+BEGIN
+    PERFORM pg_advisory_xact_lock(hashtextextended(s, 0))
+    FROM unnest(p_stream_ids) AS s ORDER BY s;
+
+    FOR i IN 1 .. cardinality(p_stream_ids) LOOP
+        SELECT count(*) INTO v_count FROM unnest(p_event_streams) AS x WHERE x = i;
+        v_version := NULL;
+        IF p_expected[i] = 0 THEN
+            INSERT INTO streams (stream_id, stream_type, version)
+            VALUES (p_stream_ids[i], p_stream_types[i], v_count)
+            ON CONFLICT (stream_id) DO NOTHING
+            RETURNING streams.version INTO v_version;
+        ELSIF p_expected[i] = -1 THEN
+            INSERT INTO streams AS s (stream_id, stream_type, version)
+            VALUES (p_stream_ids[i], p_stream_types[i], v_count)
+            ON CONFLICT (stream_id)
+                DO UPDATE SET version = s.version + v_count, updated_at = now()
+            RETURNING s.version INTO v_version;
+        ELSE
+            UPDATE streams SET version = streams.version + v_count, updated_at = now()
+            WHERE streams.stream_id = p_stream_ids[i]
+              AND (p_expected[i] = -2 OR streams.version = p_expected[i])
+            RETURNING streams.version INTO v_version;
+        END IF;
+        IF v_version IS NULL THEN
+            SELECT streams.version INTO v_actual FROM streams
+            WHERE streams.stream_id = p_stream_ids[i];
+            RAISE EXCEPTION 'wrong expected version'
+                USING ERRCODE = 'CH409',
+                      DETAIL = json_build_object('stream_id', p_stream_ids[i],
+                                                 'actual', v_actual)::text;
+        END IF;
+        v_first[i] := v_version - v_count + 1;
+    END LOOP;
+
+    RETURN QUERY
+    WITH incoming AS (
+        SELECT e.*, row_number() OVER (PARTITION BY e.stream_index ORDER BY e.ord) AS nth
+        FROM unnest(p_event_ids, p_event_streams, p_event_types, p_schema_versions, p_data)
+             WITH ORDINALITY AS e(event_id, stream_index, event_type, schema_version, data, ord)
+    ),
+    written AS (
+        INSERT INTO events (event_id, stream_id, stream_type, version, event_type,
+                            schema_version, data, metadata)
+        SELECT i.event_id, p_stream_ids[i.stream_index], p_stream_types[i.stream_index],
+               v_first[i.stream_index] + i.nth - 1, i.event_type, i.schema_version, i.data,
+               p_metadata
+        FROM incoming AS i
+        ORDER BY i.ord
+        RETURNING *
+    ),
+    recorded AS (
+        INSERT INTO commands (command_id, stream_id, version, positions)
+        SELECT p_command_id, p_stream_ids[1], max(w.version) FILTER (WHERE w.stream_id = p_stream_ids[1]),
+               array_agg(w.position ORDER BY w.position)
+        FROM written AS w
+        HAVING p_command_id IS NOT NULL
+    )
+    SELECT * FROM written;
+END
+$$
+"""
+
+
 def downgrade() -> None:
+    op.execute("DROP FUNCTION append_to_streams")
     op.execute("DROP TABLE commands")
     op.execute("DROP TABLE snapshots")
     op.execute("DROP TABLE events")

@@ -1,0 +1,68 @@
+"""The doorbell: tells listeners, after a commit, that the log has grown.
+
+A ring carries only "there is something at or before position N"; readers always read the
+store from their own checkpoint, so a lost ring costs latency, never an event. Rings are
+coalesced: at most one NOTIFY is in flight per process, and it carries the newest position,
+so a burst of appends costs a handful of NOTIFYs rather than one each.
+
+Rings are sent after commit, on their own short transaction, rather than inside the append:
+a NOTIFY in a writing transaction takes a cluster-wide lock held through the commit's WAL
+flush, which would serialise every writer of the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+RING_CHANNEL = "chronicle_events"
+
+log = logging.getLogger(__name__)
+
+
+class Doorbell:
+    def __init__(self, engine: AsyncEngine | None, channel: str = RING_CHANNEL) -> None:
+        """With no engine, rings reach only this process's local listeners."""
+        self.engine = engine
+        self.channel = channel
+        self._latest = 0
+        self._rung = 0
+        self._task: asyncio.Task[None] | None = None
+        self._local: list[Callable[[int], None]] = []
+
+    def listen_locally(self, listener: Callable[[int], None]) -> None:
+        """Call `listener(position)` in this process after each commit."""
+        self._local.append(listener)
+
+    def ring(self, position: int) -> None:
+        """Announce a commit up to `position`; returns at once."""
+        for listener in self._local:
+            listener(position)
+        if self.engine is None:
+            return
+        self._latest = max(self._latest, position)
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._notify())
+
+    async def _notify(self) -> None:
+        assert self.engine is not None
+        while self._rung < self._latest:
+            target = self._latest
+            try:
+                async with self.engine.connect() as connection:
+                    # One statement in autocommit: a single round trip.
+                    driver = (await connection.get_raw_connection()).driver_connection
+                    assert driver is not None
+                    await driver.execute("SELECT pg_notify($1, $2)", self.channel, str(target))
+            except Exception:
+                # Listeners fall back on their safety poll; the events are safe in the store.
+                log.warning("could not ring the doorbell up to %s", target, exc_info=True)
+                return
+            self._rung = target
+
+    async def close(self) -> None:
+        if self._task is not None:
+            await asyncio.gather(self._task, return_exceptions=True)
