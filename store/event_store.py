@@ -75,6 +75,10 @@ class EventStore:
         self.upcasters = upcasters or Upcasters()
         self.doorbell = doorbell or Doorbell(engine)
 
+    async def close(self) -> None:
+        """Wait for the last ring to go out."""
+        await self.doorbell.close()
+
     # ------------------------------------------------------------------ writing
 
     async def append(

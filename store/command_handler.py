@@ -1,0 +1,217 @@
+"""The one command handler: load, decide, append, and retry on a lost race.
+
+For any registered decider: load the stream (latest snapshot, then the events after it, upcast),
+fold `evolve`, call `decide`, and append the new events with the version that was read as the
+expected version, together with a claim on every unique key the command reserves. When another
+writer got there first and the client did not pin `expected_version`, it reloads and decides
+again, a bounded number of times with jittered backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+from domain.decider import Claim, Decider, KeyClaimed
+from domain.errors import Duplicate
+from store.errors import CommandAlreadyProcessed, WrongExpectedVersion
+from store.event_store import EventStore
+from store.events import ProcessedCommand, RecordedEvent, Snapshot, StreamAppend, StreamState
+from store.serialization import CLAIM_STREAM_TYPE, Aggregates, decode_state, encode_state
+
+S = TypeVar("S")
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CommandContext:
+    """Who sent a command and why; stored as every event's metadata.
+
+    `command_id` is the client's idempotency key: a command with an id already processed
+    returns its first result and writes nothing.
+    """
+
+    command_id: str | None = None
+    correlation_id: str | None = None
+    causation_id: str | None = None
+    actor: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CommandOutcome:
+    stream_id: str
+    version: int
+    """The stream's version after the command."""
+    position: int
+    """The last event the command wrote, or the stream's last if it wrote none."""
+    events: Sequence[RecordedEvent]
+    replayed: bool = False
+    """True when this is the stored result of an earlier run of the same command id."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Loaded(Generic[S]):
+    state: S
+    version: int
+    snapshot_version: int
+    events_read: int
+    """How many events were read from the store after the snapshot."""
+
+
+class CommandHandler:
+    def __init__(
+        self, store: EventStore, aggregates: Aggregates, *, max_attempts: int = 30
+    ) -> None:
+        self.store = store
+        self.aggregates = aggregates
+        self.max_attempts = max_attempts
+
+    async def load(
+        self,
+        decider: Decider[Any, S, Any],
+        stream_id: str,
+        *,
+        to_version: int | None = None,
+        as_of: datetime | None = None,
+    ) -> Loaded[S]:
+        """The aggregate's state at its latest version, at `to_version`, or as of a time."""
+        registration = self.aggregates.registration(decider)
+        state, version = decider.initial_state, 0
+        if registration.snapshot_every and as_of is None:
+            snapshot = await self.store.load_snapshot(stream_id)
+            if (
+                snapshot is not None
+                and snapshot.state_schema == registration.state_schema
+                and (to_version is None or snapshot.version <= to_version)
+            ):
+                state = decode_state(snapshot.state, decider.state_type)
+                version = snapshot.version
+        snapshot_version = version
+        events = await self.store.read_stream(
+            stream_id, from_version=version + 1, to_version=to_version, recorded_until=as_of
+        )
+        for event in events:
+            state = decider.evolve(state, self.aggregates.decode(event))
+            version = event.version
+        return Loaded(
+            state=state, version=version, snapshot_version=snapshot_version, events_read=len(events)
+        )
+
+    async def handle(
+        self,
+        decider: Decider[Any, Any, Any],
+        stream_id: str,
+        command: Any,
+        *,
+        expected_version: int | None = None,
+        context: CommandContext | None = None,
+    ) -> CommandOutcome:
+        """Decide `command` against the stream and append what it decides, exactly once.
+
+        Raises the decider's `DomainError`s, `Duplicate` when a claimed key is taken, and
+        `WrongExpectedVersion` when `expected_version` is stale (or, without it, when the
+        retries run out).
+        """
+        context = context or CommandContext()
+        if context.command_id is not None:
+            prior = await self.store.processed_command(context.command_id)
+            if prior is not None:
+                return _replayed(prior)
+        metadata = {
+            "commandId": context.command_id or str(uuid.uuid4()),
+            "correlationId": context.correlation_id or context.command_id,
+            "causationId": context.causation_id,
+            "actor": context.actor,
+        }
+        registration = self.aggregates.registration(decider)
+        for attempt in range(1, self.max_attempts + 1):
+            loaded = await self.load(decider, stream_id)
+            if expected_version is not None and loaded.version != expected_version:
+                raise WrongExpectedVersion(stream_id, expected_version, loaded.version)
+            new_events = decider.decide(command, loaded.state)
+            if not new_events:
+                position = await self.store.last_position_of(stream_id)
+                return CommandOutcome(
+                    stream_id=stream_id, version=loaded.version, position=position or 0, events=()
+                )
+            appends = [
+                StreamAppend(
+                    stream_id=stream_id,
+                    stream_type=decider.stream_type,
+                    expected=loaded.version or StreamState.NO_STREAM,
+                    events=[self.aggregates.encode(event) for event in new_events],
+                ),
+                *(self._claim(claim) for claim in decider.claims(command)),
+            ]
+            try:
+                result = await self.store.append(
+                    appends, metadata=metadata, command_id=context.command_id
+                )
+            except CommandAlreadyProcessed:
+                # A concurrent run of the same command id won; its result is ours.
+                prior = await self.store.processed_command(context.command_id or "")
+                assert prior is not None
+                return _replayed(prior)
+            except WrongExpectedVersion as conflict:
+                if conflict.stream_id != stream_id:
+                    claim = next(c for c in decider.claims(command) if c.stream_id == conflict.stream_id)
+                    raise Duplicate(f"{claim.scope} {claim.key!r} is already taken") from conflict
+                if expected_version is not None or attempt == self.max_attempts:
+                    raise
+                await asyncio.sleep(random.uniform(0, min(0.05, 0.001 * 2**attempt)))
+                continue
+            version = result.versions[stream_id]
+            every = registration.snapshot_every
+            if every and version // every > loaded.version // every:
+                await self._snapshot(
+                    decider, stream_id, decider.fold(loaded.state, new_events), version,
+                    registration.state_schema,
+                )
+            return CommandOutcome(
+                stream_id=stream_id, version=version, position=result.position, events=result.events
+            )
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def _claim(self, claim: Claim) -> StreamAppend:
+        event = KeyClaimed(scope=claim.scope, key=claim.key, owner_id=claim.owner_id)
+        return StreamAppend(
+            stream_id=claim.stream_id,
+            stream_type=CLAIM_STREAM_TYPE,
+            expected=StreamState.NO_STREAM,
+            events=[self.aggregates.encode(event)],
+        )
+
+    async def _snapshot(
+        self, decider: Decider[Any, Any, Any], stream_id: str, state: Any, version: int,
+        state_schema: int,
+    ) -> None:
+        try:
+            await self.store.save_snapshot(
+                Snapshot(
+                    stream_id=stream_id,
+                    stream_type=decider.stream_type,
+                    version=version,
+                    state=encode_state(state),
+                    state_schema=state_schema,
+                )
+            )
+        except Exception:
+            # A snapshot is a cache: the command has committed, loading just reads more events.
+            log.warning("could not snapshot %s at version %s", stream_id, version, exc_info=True)
+
+
+def _replayed(prior: ProcessedCommand) -> CommandOutcome:
+    return CommandOutcome(
+        stream_id=prior.stream_id,
+        version=prior.version,
+        position=max(event.position for event in prior.events),
+        events=prior.events,
+        replayed=True,
+    )
