@@ -12,6 +12,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+from domain.errors import RuleViolated
+
 C = TypeVar("C")
 S = TypeVar("S")
 E = TypeVar("E")
@@ -50,6 +52,23 @@ def no_claims(command: Any) -> Sequence[Claim]:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ClaimedKey:
+    """The state of a claim's stream: who holds the key."""
+
+    scope: str = ""
+    key: str = ""
+    owner_id: str = ""
+
+
+def _claims_are_written_with_their_command(command: Any, state: ClaimedKey) -> Sequence[Any]:
+    raise RuleViolated("a key is claimed only by the command that reserves it")
+
+
+def _hold(state: ClaimedKey, event: KeyClaimed) -> ClaimedKey:
+    return ClaimedKey(scope=event.scope, key=event.key, owner_id=event.owner_id)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Decider(Generic[C, S, E]):
     """An aggregate as data: the command handler needs nothing else to run it.
 
@@ -72,3 +91,13 @@ class Decider(Generic[C, S, E]):
         for event in events:
             state = self.evolve(state, event)
         return state
+
+
+CLAIMS: Decider[Any, ClaimedKey, KeyClaimed] = Decider(
+    stream_type="UniqueKey",
+    state_type=ClaimedKey,
+    initial_state=ClaimedKey(),
+    event_types=(KeyClaimed,),
+    decide=_claims_are_written_with_their_command,
+    evolve=_hold,
+)

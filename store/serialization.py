@@ -7,11 +7,11 @@ from typing import Any
 
 import msgspec
 
-from domain.decider import Decider, KeyClaimed
+from domain.decider import CLAIMS, Decider
 from store.events import NewEvent, RecordedEvent
 from store.upcasting import Upcasters
 
-CLAIM_STREAM_TYPE = "UniqueKey"
+CLAIM_STREAM_TYPE = CLAIMS.stream_type
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -29,7 +29,8 @@ class Aggregates:
     def __init__(self, upcasters: Upcasters | None = None) -> None:
         self.upcasters = upcasters or Upcasters()
         self._registrations: dict[str, Registration] = {}
-        self._event_types: dict[str, type[Any]] = {KeyClaimed.__name__: KeyClaimed}
+        self._event_types: dict[str, type[Any]] = {}
+        self.register(CLAIMS, snapshot_every=None)
 
     def register(
         self,

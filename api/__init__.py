@@ -1,0 +1,1 @@
+"""The GraphQL service: schema, Starlette app factory (the composition root), settings, CLI."""

@@ -1,0 +1,117 @@
+"""The composition root: `create_app(settings)` builds every service inside the lifespan."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import anyio
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+
+from api.context import Context, Services
+from api.embedded_db import EmbeddedPostgres
+from api.schema import build_schema
+from api.settings import Settings
+from domain import users
+from store import migrations
+from store.command_handler import CommandHandler
+from store.database import create_engine, plain_url
+from store.event_store import EventStore
+from store.serialization import Aggregates
+from store.upcasting import Upcasters
+
+log = logging.getLogger("chronicle")
+
+
+def register_aggregates(aggregates: Aggregates) -> Aggregates:
+    """Every decider the service runs, with its snapshot policy."""
+    aggregates.register(users.DECIDER, snapshot_every=100)
+    return aggregates
+
+
+class ChronicleGraphQL(GraphQL[Context, None]):
+    async def get_context(
+        self, request: Request | WebSocket, response: Response | WebSocket | None = None
+    ) -> Context:
+        return Context(services=request.app.state.services, request=request, response=response)
+
+
+def _describe(url: str) -> str:
+    """A database URL without its password, for the logs."""
+    scheme, _, rest = plain_url(url).partition("://")
+    credentials, at, location = rest.rpartition("@")
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}://{user}{at}{location}" if at else f"{scheme}://{location}"
+
+
+@contextlib.asynccontextmanager
+async def _services(settings: Settings) -> AsyncIterator[Services]:
+    embedded: EmbeddedPostgres | None = None
+    url = settings.database_url
+    if url is None:
+        embedded = EmbeddedPostgres(settings.pgdata)
+        url = await anyio.to_thread.run_sync(embedded.start)
+        log.info("database: embedded PostgreSQL in %s (%s)", settings.pgdata, _describe(url))
+    else:
+        log.info("database: %s (from DATABASE_URL)", _describe(url))
+    engine = create_engine(url)
+    store: EventStore | None = None
+    try:
+        if settings.migrate_on_start:
+            await migrations.upgrade(engine)
+            log.info("database schema is up to date")
+        upcasters = Upcasters()
+        aggregates = register_aggregates(Aggregates(upcasters))
+        store = EventStore(engine, upcasters)
+        handler = CommandHandler(store, aggregates)
+        yield Services(
+            settings=settings, engine=engine, store=store, aggregates=aggregates, handler=handler
+        )
+    finally:
+        if store is not None:
+            await store.close()
+        await engine.dispose()
+        if embedded is not None:
+            await anyio.to_thread.run_sync(embedded.stop)
+            log.info("embedded PostgreSQL stopped")
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or Settings.from_env()
+    graphql = ChronicleGraphQL(
+        build_schema(settings),
+        keep_alive=True,
+        keep_alive_interval=15,
+        connection_init_wait_timeout=timedelta(seconds=10),
+        allowed_origins=settings.allowed_origins,
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with _services(settings) as services:
+            app.state.services = services
+            log.info("Chronicle ready: GraphQL at /graphql")
+            yield
+
+    async def health(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def home(request: Request) -> Response:
+        return RedirectResponse("/graphql")
+
+    return Starlette(
+        routes=[
+            Route("/", home),
+            Route("/health", health),
+            Route("/graphql", graphql),
+            WebSocketRoute("/graphql", graphql),
+        ],
+        lifespan=lifespan,
+    )

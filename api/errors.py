@@ -1,0 +1,92 @@
+"""Refusals as GraphQL errors with `extensions.code`; everything else masked as INTERNAL."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from graphql import GraphQLError
+from strawberry.extensions import MaskErrors
+
+from domain.errors import DomainError
+from store.errors import WrongExpectedVersion
+
+log = logging.getLogger("chronicle.errors")
+
+CODES = frozenset(
+    {
+        "VALIDATION_FAILED",
+        "NOT_FOUND",
+        "RULE_VIOLATED",
+        "DUPLICATE",
+        "CONCURRENCY_CONFLICT",
+        "STALE_READ_TIMEOUT",
+        "UNAUTHENTICATED",
+        "FORBIDDEN",
+    }
+)
+
+
+class ClientError(GraphQLError):
+    """An error the client caused and may read: it carries its code."""
+
+    def __init__(self, code: str, message: str, **details: Any) -> None:
+        assert code in CODES, code
+        super().__init__(message, extensions={"code": code, **details})
+
+
+def validation_failed(message: str, **details: Any) -> ClientError:
+    return ClientError("VALIDATION_FAILED", message, **details)
+
+
+def from_refusal(error: Exception) -> ClientError | None:
+    """The client error for a refusal of the domain or the store, None for anything else."""
+    if isinstance(error, DomainError):
+        return ClientError(error.code, error.message)
+    if isinstance(error, WrongExpectedVersion):
+        return ClientError(
+            "CONCURRENCY_CONFLICT",
+            str(error),
+            streamId=error.stream_id,
+            actualVersion=error.actual,
+        )
+    return None
+
+
+def is_client_error(error: GraphQLError) -> bool:
+    """Known refusals and errors in the request document itself reach the client as they are."""
+    original = error.original_error
+    if original is None:
+        return True  # a syntax or validation error of the GraphQL document
+    return isinstance(original, ClientError) or (
+        isinstance(original, GraphQLError) and original.original_error is None
+    )
+
+
+def log_unexpected(errors: list[GraphQLError]) -> None:
+    for error in errors:
+        if not is_client_error(error):
+            log.error("unexpected error in %s", error.path, exc_info=error.original_error)
+
+
+class ErrorCodes(MaskErrors):
+    """Every error leaves with a code: document errors become VALIDATION_FAILED, refusals keep
+    theirs, and anything unexpected is replaced by an INTERNAL error with no details."""
+
+    def __init__(self) -> None:
+        super().__init__(should_mask_error=lambda error: not is_client_error(error))
+
+    def anonymise_error(self, error: GraphQLError) -> GraphQLError:
+        return GraphQLError(
+            "Internal error.",
+            nodes=error.nodes,
+            path=error.path,
+            extensions={"code": "INTERNAL"},
+        )
+
+    def _process_errors(self, errors: list[GraphQLError]) -> list[GraphQLError]:
+        processed = super()._process_errors(errors)
+        for error in processed:
+            if error.extensions is None or "code" not in error.extensions:
+                error.extensions = {**(error.extensions or {}), "code": "VALIDATION_FAILED"}
+        return processed

@@ -1,0 +1,89 @@
+"""Reads of the log itself: the audit log in feed order, and time travel of one aggregate."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import strawberry
+
+from api.commands import optional
+from api.context import Info
+from api.errors import ClientError, validation_failed
+from api.scalars import Position
+from api.types import AggregateState, Event
+from store.events import FEED_START
+from store.serialization import encode_state
+
+MAX_EVENTS_PAGE = 1_000
+
+
+@strawberry.type
+class HistoryQueries:
+    @strawberry.field(description="The audit log, in global order.")
+    async def events(
+        self,
+        info: Info,
+        after: Position | None = strawberry.UNSET,
+        first: int | None = 100,
+        stream_id: strawberry.ID | None = strawberry.UNSET,
+        stream_type: str | None = strawberry.UNSET,
+        types: list[str] | None = strawberry.UNSET,
+    ) -> list[Event]:
+        store = info.context.services.store
+        limit = 100 if first is None else first
+        if not 1 <= limit <= MAX_EVENTS_PAGE:
+            raise validation_failed(f"first must be between 1 and {MAX_EVENTS_PAGE}")
+        checkpoint = FEED_START
+        if (position := optional(after)) is not None:
+            found = await store.checkpoint_at(position)
+            if found is None:
+                raise validation_failed(f"no event at position {position}")
+            checkpoint = found
+        events = await store.read_feed(
+            checkpoint,
+            limit=limit,
+            stream_id=optional(stream_id),
+            stream_type=optional(stream_type),
+            types=optional(types),
+        )
+        return [Event.of(event) for event in events]
+
+    @strawberry.field(
+        description="Time travel: state as of a stream version or a point in time (the latest "
+        "when neither is given)."
+    )
+    async def aggregate_state(
+        self,
+        info: Info,
+        stream_id: strawberry.ID,
+        version: int | None = strawberry.UNSET,
+        as_of: datetime | None = strawberry.UNSET,
+    ) -> AggregateState | None:
+        services = info.context.services
+        version, as_of = optional(version), optional(as_of)
+        if version is not None and as_of is not None:
+            raise validation_failed("give a version or asOf, not both")
+        if as_of is not None and as_of.tzinfo is None:
+            raise validation_failed("asOf needs a time zone, e.g. 2026-01-31T12:00:00Z")
+        found = await services.store.stream_version(str(stream_id))
+        if found is None:
+            return None
+        stream_type, current = found
+        if version is not None and not 1 <= version <= current:
+            raise validation_failed(
+                f"version must be between 1 and {current}, the stream's current version"
+            )
+        registration = services.aggregates.for_stream_type(stream_type)
+        if registration is None:
+            raise ClientError("NOT_FOUND", f"no aggregate of type {stream_type}")
+        loaded = await services.handler.load(
+            registration.decider, str(stream_id), to_version=version, as_of=as_of
+        )
+        if loaded.version == 0:
+            return None  # the stream did not exist yet at that time
+        return AggregateState(
+            stream_id=stream_id,
+            stream_type=stream_type,
+            version=loaded.version,
+            state=encode_state(loaded.state),
+        )

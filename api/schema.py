@@ -1,0 +1,50 @@
+"""The strawberry schema: every query and mutation module merged, with its guards."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.extensions import (
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    ParserCache,
+    QueryDepthLimiter,
+    ValidationCache,
+)
+from strawberry.tools import merge_types
+from strawberry.types import ExecutionContext
+
+from api.errors import ErrorCodes, log_unexpected
+from api.history import HistoryQueries
+from api.settings import Settings
+from api.users import UserMutations
+
+Query = merge_types("Query", (HistoryQueries,))
+Mutation = merge_types("Mutation", (UserMutations,))
+
+
+class ChronicleSchema(strawberry.Schema):
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        # Refusals are answers, not faults: log only what will be masked, with its trace.
+        log_unexpected(errors)
+
+
+def build_schema(settings: Settings | None = None) -> strawberry.Schema:
+    settings = settings or Settings()
+    extensions: list[Any] = [
+        ErrorCodes,
+        lambda: QueryDepthLimiter(max_depth=settings.max_query_depth),
+        lambda: MaxTokensLimiter(max_token_count=settings.max_query_tokens),
+        lambda: MaxAliasesLimiter(max_alias_count=settings.max_aliases),
+        lambda: ParserCache(maxsize=256),
+        lambda: ValidationCache(maxsize=256),
+    ]
+    return ChronicleSchema(query=Query, mutation=Mutation, extensions=extensions)
+
+
+def sdl() -> str:
+    return build_schema().as_str() + "\n"

@@ -1,0 +1,49 @@
+"""Settings, read once from the environment; nothing else reads it."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def _flag(value: str) -> bool:
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Settings:
+    database_url: str | None = None
+    """PostgreSQL to use; None starts an embedded server under `data_dir`."""
+    data_dir: Path = Path(".chronicle")
+    broadcast_url: str = "memory://"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    log_level: str = "info"
+    migrate_on_start: bool = True
+    max_query_depth: int = 10
+    max_query_tokens: int = 2_000
+    max_aliases: int = 30
+    allowed_origins: tuple[str, ...] = field(default_factory=tuple)
+    """Origins allowed to open websockets from a browser (same-origin is always allowed)."""
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        defaults = cls()
+        origins = env.get("CHRONICLE_ALLOWED_ORIGINS", "")
+        return cls(
+            database_url=env.get("DATABASE_URL") or None,
+            data_dir=Path(env.get("CHRONICLE_DATA_DIR", str(defaults.data_dir))),
+            broadcast_url=env.get("BROADCAST_URL", defaults.broadcast_url),
+            host=env.get("CHRONICLE_HOST", defaults.host),
+            port=int(env.get("CHRONICLE_PORT", defaults.port)),
+            log_level=env.get("LOG_LEVEL", defaults.log_level).lower(),
+            migrate_on_start=_flag(env.get("CHRONICLE_MIGRATE_ON_START", "true")),
+            allowed_origins=tuple(o.strip() for o in origins.split(",") if o.strip()),
+        )
+
+    @property
+    def pgdata(self) -> Path:
+        return self.data_dir / "pgdata"

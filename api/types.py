@@ -1,0 +1,79 @@
+"""GraphQL output types of the write side, mapped from what the store returns."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import strawberry
+
+from api.scalars import JSON, Position
+from store.command_handler import CommandOutcome
+from store.events import RecordedEvent
+
+
+@strawberry.type
+class Event:
+    position: Position
+    event_id: strawberry.ID
+    stream_id: strawberry.ID
+    stream_type: str
+    version: int = strawberry.field(
+        description="Version of the stream after this event: 1 for the first event of a stream."
+    )
+    type: str = strawberry.field(description="Past tense, e.g. UserRegistered, OrderPlaced.")
+    schema_version: int
+    data: JSON
+    metadata: JSON = strawberry.field(description="commandId, correlationId, causationId, actor.")
+    recorded_at: datetime
+
+    @classmethod
+    def of(cls, event: RecordedEvent) -> Event:
+        return cls(
+            position=Position(event.position),
+            event_id=strawberry.ID(str(event.event_id)),
+            stream_id=strawberry.ID(event.stream_id),
+            stream_type=event.stream_type,
+            version=event.version,
+            type=event.event_type,
+            schema_version=event.schema_version,
+            data=event.data,
+            metadata=event.metadata,
+            recorded_at=event.recorded_at,
+        )
+
+
+@strawberry.type(description="What every command mutation returns once its events are committed.")
+class CommandResult:
+    stream_id: strawberry.ID
+    version: int = strawberry.field(description="The stream's version after the command.")
+    position: Position = strawberry.field(
+        description="Position of the last event the command wrote (or the stream's last, if it "
+        "wrote none). Pass it as minPosition to a query to read your own write."
+    )
+    events: list[Event]
+    replayed: bool = strawberry.field(
+        default=False,
+        description="True when this commandId was already processed: the result is the first "
+        "one's and nothing was written.",
+    )
+
+    @classmethod
+    def of(cls, outcome: CommandOutcome) -> CommandResult:
+        return cls(
+            stream_id=strawberry.ID(outcome.stream_id),
+            version=outcome.version,
+            position=Position(outcome.position),
+            events=[Event.of(event) for event in outcome.events],
+            replayed=outcome.replayed,
+        )
+
+
+@strawberry.type
+class AggregateState:
+    stream_id: strawberry.ID
+    stream_type: str
+    version: int
+    state: JSON = strawberry.field(
+        description="The aggregate's state rebuilt by replaying its events up to the requested "
+        "version or time."
+    )
