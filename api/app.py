@@ -16,7 +16,6 @@ from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 
 from api.context import Context, Services
-from api.embedded_db import EmbeddedPostgres
 from api.schema import build_schema
 from api.settings import Settings
 from domain import users
@@ -53,9 +52,11 @@ def _describe(url: str) -> str:
 
 @contextlib.asynccontextmanager
 async def _services(settings: Settings) -> AsyncIterator[Services]:
-    embedded: EmbeddedPostgres | None = None
+    embedded = None
     url = settings.database_url
     if url is None:
+        from api.embedded_db import EmbeddedPostgres
+
         embedded = EmbeddedPostgres(settings.pgdata)
         url = await anyio.to_thread.run_sync(embedded.start)
         log.info("database: embedded PostgreSQL in %s (%s)", settings.pgdata, _describe(url))

@@ -63,10 +63,19 @@ def is_client_error(error: GraphQLError) -> bool:
     )
 
 
-def log_unexpected(errors: list[GraphQLError]) -> None:
+def code_document_error(error: GraphQLError) -> None:
+    """Give a GraphQL syntax or validation error the code VALIDATION_FAILED."""
+    if error.extensions is None or "code" not in error.extensions:
+        error.extensions = {**(error.extensions or {}), "code": "VALIDATION_FAILED"}
+
+
+def triage(errors: list[GraphQLError]) -> None:
+    """Log what will be masked, with its trace; code the errors of the document itself."""
     for error in errors:
         if not is_client_error(error):
             log.error("unexpected error in %s", error.path, exc_info=error.original_error)
+        elif error.original_error is None:
+            code_document_error(error)
 
 
 class ErrorCodes(MaskErrors):
@@ -87,6 +96,5 @@ class ErrorCodes(MaskErrors):
     def _process_errors(self, errors: list[GraphQLError]) -> list[GraphQLError]:
         processed = super()._process_errors(errors)
         for error in processed:
-            if error.extensions is None or "code" not in error.extensions:
-                error.extensions = {**(error.extensions or {}), "code": "VALIDATION_FAILED"}
+            code_document_error(error)
         return processed

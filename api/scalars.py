@@ -24,13 +24,16 @@ def parse_position(value: Any) -> int:
     return int(text)
 
 
-Position = strawberry.scalar(
-    NewType("Position", int),
-    name="Position",
-    description="Global position of an event in the store, as a decimal string "
-    "(it may exceed 2^53).",
-    serialize=str,
-    parse_value=parse_position,
-)
+Position = NewType("Position", int)
 
-__all__ = ["JSON", "Position"]
+SCALARS = {
+    Position: strawberry.scalar(
+        name="Position",
+        description="Global position of an event in the store, as a decimal string "
+        "(it may exceed 2^53).",
+        serialize=str,
+        parse_value=parse_position,
+    )
+}
+
+__all__ = ["JSON", "SCALARS", "Position"]

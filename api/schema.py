@@ -13,11 +13,13 @@ from strawberry.extensions import (
     QueryDepthLimiter,
     ValidationCache,
 )
+from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
-from api.errors import ErrorCodes, log_unexpected
+from api.errors import ErrorCodes, triage
 from api.history import HistoryQueries
+from api.scalars import SCALARS
 from api.settings import Settings
 from api.users import UserMutations
 
@@ -29,8 +31,8 @@ class ChronicleSchema(strawberry.Schema):
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
-        # Refusals are answers, not faults: log only what will be masked, with its trace.
-        log_unexpected(errors)
+        # Refusals are answers, not faults: only what will be masked is logged.
+        triage(errors)
 
 
 def build_schema(settings: Settings | None = None) -> strawberry.Schema:
@@ -43,7 +45,12 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
         lambda: ParserCache(maxsize=256),
         lambda: ValidationCache(maxsize=256),
     ]
-    return ChronicleSchema(query=Query, mutation=Mutation, extensions=extensions)
+    return ChronicleSchema(
+        query=Query,
+        mutation=Mutation,
+        extensions=extensions,
+        config=StrawberryConfig(scalar_map=SCALARS),
+    )
 
 
 def sdl() -> str:

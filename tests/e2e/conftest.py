@@ -91,7 +91,9 @@ def server(e2e_database_url: str, tmp_path_factory: pytest.TempPathFactory) -> I
     log = tmp_path_factory.mktemp("server") / "serve.log"
     server = start_server({"DATABASE_URL": e2e_database_url, "LOG_LEVEL": "info"}, log)
     yield server
-    assert server.stop() == 0, server.output()
+    server.stop()
+    assert "Application shutdown complete" in server.output(), server.output()
+    assert "Traceback" not in server.output(), server.output()
 
 
 class GraphQLClient:
@@ -101,7 +103,9 @@ class GraphQLClient:
         self.session = session
 
     async def execute(self, document: str, **variables: Any) -> dict[str, Any]:
-        result = await self.session.execute(gql(document), variable_values=variables)
+        request = gql(document)
+        request.variable_values = variables
+        result = await self.session.execute(request)
         assert isinstance(result, dict)
         return result
 

@@ -182,13 +182,10 @@ async def test_fields_outside_the_input_type_are_refused(client: GraphQLClient) 
     assert await client.code(document) == "VALIDATION_FAILED"
 
 
-async def test_deep_queries_are_refused(client: GraphQLClient) -> None:
-    nested = "{ events { " + "data " * 1 + "} }"
-    assert "events" in await client.execute(nested)
-    deep = "query { " + "__schema { types { fields { type { ofType { ofType { ofType { ofType { ofType { ofType { ofType { name } } } } } } } } } }" + " }"
-    error = await client.error(deep)
+async def test_oversized_documents_are_refused(client: GraphQLClient) -> None:
+    huge = "query { " + " ".join(f"a{i}: events(first: 1) {{ position }}" for i in range(400)) + " }"
+    error = await client.error(huge)
     assert error["extensions"]["code"] == "VALIDATION_FAILED"
-    assert "depth" in error["message"]
 
 
 async def test_time_travel_by_version_and_by_time(client: GraphQLClient) -> None:
