@@ -39,11 +39,11 @@ _COLUMNS = """
 """
 
 # One round trip: see `append_to_streams` in the first migration for what it guarantees.
-_APPEND = f"""
-    SELECT {_COLUMNS}
+_APPEND = """
+    SELECT position, version, transaction_id, recorded_at
     FROM append_to_streams($1::text[], $2::text[], $3::integer[], $4::uuid[], $5::integer[],
-                           $6::text[], $7::integer[], $8::text[]::jsonb[], $9::text::jsonb,
-                           $10::text)
+                           $6::integer[], $7::text[], $8::integer[], $9::text[]::jsonb[],
+                           $10::text::jsonb, $11::text)
 """
 _WRONG_EXPECTED_VERSION = "CH409"
 _EXPECTED_CODES = {StreamState.ANY: -1, StreamState.NO_STREAM: 0, StreamState.STREAM_EXISTS: -2}
@@ -100,16 +100,21 @@ class EventStore:
         stream_ids = [a.stream_id for a in appends]
         if len(set(stream_ids)) != len(stream_ids):
             raise ValueError("each stream may appear once in an append")
-        events = [(index, event) for index, a in enumerate(appends, 1) for event in a.events]
+        rows = [
+            (index, nth, append, event)
+            for index, append in enumerate(appends, 1)
+            for nth, event in enumerate(append.events, 1)
+        ]
         arguments = (
             stream_ids,
             [a.stream_type for a in appends],
             [_expected_code(a.expected) for a in appends],
-            [event.event_id for _, event in events],
-            [index for index, _ in events],
-            [event.event_type for _, event in events],
-            [event.schema_version for _, event in events],
-            [_encode(event.data) for _, event in events],
+            [event.event_id for *_, event in rows],
+            [index for index, *_ in rows],
+            [nth for _, nth, *_ in rows],
+            [event.event_type for *_, event in rows],
+            [event.schema_version for *_, event in rows],
+            [_encode(event.data) for *_, event in rows],
             _encode(metadata or {}),
             command_id,
         )
@@ -119,15 +124,54 @@ class EventStore:
             driver = (await connection.get_raw_connection()).driver_connection
             assert driver is not None
             try:
-                rows = await driver.fetch(_APPEND, *arguments)
+                written = await driver.fetch(_APPEND, *arguments)
             except asyncpg.PostgresError as error:
-                raise _append_error(error, appends, command_id) from error
-        recorded = [self._recorded(row) for row in rows]
-        versions = {a.stream_id: max(e.version for e in recorded if e.stream_id == a.stream_id)
-                    for a in appends}
+                raise await self._append_error(error, appends, command_id) from error
+        recorded = [
+            RecordedEvent(
+                position=row["position"],
+                event_id=event.event_id,
+                stream_id=append.stream_id,
+                stream_type=append.stream_type,
+                version=row["version"],
+                event_type=event.event_type,
+                schema_version=event.schema_version,
+                data=dict(event.data),
+                metadata=dict(metadata or {}),
+                transaction_id=int(row["transaction_id"]),
+                recorded_at=row["recorded_at"],
+            )
+            for (_, _, append, event), row in zip(rows, written, strict=True)
+        ]
+        versions = {
+            append.stream_id: max(e.version for e in recorded if e.stream_id == append.stream_id)
+            for append in appends
+        }
         result = AppendResult(events=recorded, versions=versions)
         self.doorbell.ring(result.position)
         return result
+
+    async def _append_error(
+        self, error: asyncpg.PostgresError, appends: Sequence[StreamAppend], command_id: str | None
+    ) -> Exception:
+        """The store's refusal for a failed append, or the error itself if unexpected."""
+        if error.sqlstate == _WRONG_EXPECTED_VERSION:
+            detail = msgspec.json.decode(error.detail or "{}")
+            expected = next(a.expected for a in appends if a.stream_id == detail["stream_id"])
+            return WrongExpectedVersion(detail["stream_id"], expected, detail["actual"])
+        constraint = getattr(error, "constraint_name", None)
+        if constraint == "streams_pkey":
+            # A stream expected not to exist does: say which, and at what version.
+            for append in appends:
+                if _expected_code(append.expected) == 0:
+                    found = await self.stream_version(append.stream_id)
+                    if found is not None:
+                        return WrongExpectedVersion(append.stream_id, append.expected, found[1])
+        if constraint == "commands_pkey" and command_id is not None:
+            return CommandAlreadyProcessed(command_id)
+        if constraint == "events_event_id_key":
+            return DuplicateEventId(str(error.detail))
+        return error
 
     async def save_snapshot(self, snapshot: Snapshot) -> None:
         """Keep the newest snapshot of a stream; an older one never replaces it."""
@@ -336,20 +380,6 @@ def _expected_code(expected: ExpectedVersion) -> int:
         raise ValueError(f"expected version must be >= 0, got {expected}")
     return expected
 
-
-def _append_error(
-    error: asyncpg.PostgresError, appends: Sequence[StreamAppend], command_id: str | None
-) -> Exception:
-    if error.sqlstate == _WRONG_EXPECTED_VERSION:
-        detail = msgspec.json.decode(error.detail or "{}")
-        expected = next(a.expected for a in appends if a.stream_id == detail["stream_id"])
-        return WrongExpectedVersion(detail["stream_id"], expected, detail["actual"])
-    constraint = getattr(error, "constraint_name", None)
-    if constraint == "commands_pkey" and command_id is not None:
-        return CommandAlreadyProcessed(command_id)
-    if constraint == "events_event_id_key":
-        return DuplicateEventId(str(error.detail))
-    return error
 
 
 def _encode(value: Any) -> str:

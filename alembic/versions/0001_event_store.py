@@ -116,10 +116,13 @@ def upgrade() -> None:
 APPEND_FUNCTION = """
 CREATE FUNCTION append_to_streams(
     p_stream_ids text[], p_stream_types text[], p_expected integer[],
-    p_event_ids uuid[], p_event_streams integer[], p_event_types text[],
-    p_schema_versions integer[], p_data jsonb[], p_metadata jsonb, p_command_id text
-) RETURNS SETOF events
+    p_event_ids uuid[], p_event_streams integer[], p_event_nths integer[],
+    p_event_types text[], p_schema_versions integer[], p_data jsonb[], p_metadata jsonb,
+    p_command_id text
+) RETURNS TABLE ("position" bigint, version integer, transaction_id text,
+                 recorded_at timestamptz)
 LANGUAGE plpgsql AS $$
+#variable_conflict use_column
 DECLARE
     v_first integer[] := '{}';
     v_count integer;
@@ -133,10 +136,11 @@ BEGIN
         SELECT count(*) INTO v_count FROM unnest(p_event_streams) AS x WHERE x = i;
         v_version := NULL;
         IF p_expected[i] = 0 THEN
+            -- A plain insert: a taken stream id fails on streams_pkey, which the store maps
+            -- to a wrong expected version (cheaper than ON CONFLICT on the hot path).
             INSERT INTO streams (stream_id, stream_type, version)
-            VALUES (p_stream_ids[i], p_stream_types[i], v_count)
-            ON CONFLICT (stream_id) DO NOTHING
-            RETURNING streams.version INTO v_version;
+            VALUES (p_stream_ids[i], p_stream_types[i], v_count);
+            v_version := v_count;
         ELSIF p_expected[i] = -1 THEN
             INSERT INTO streams AS s (stream_id, stream_type, version)
             VALUES (p_stream_ids[i], p_stream_types[i], v_count)
@@ -144,14 +148,13 @@ BEGIN
                 DO UPDATE SET version = s.version + v_count, updated_at = now()
             RETURNING s.version INTO v_version;
         ELSE
-            UPDATE streams SET version = streams.version + v_count, updated_at = now()
-            WHERE streams.stream_id = p_stream_ids[i]
-              AND (p_expected[i] = -2 OR streams.version = p_expected[i])
-            RETURNING streams.version INTO v_version;
+            UPDATE streams AS s SET version = s.version + v_count, updated_at = now()
+            WHERE s.stream_id = p_stream_ids[i]
+              AND (p_expected[i] = -2 OR s.version = p_expected[i])
+            RETURNING s.version INTO v_version;
         END IF;
         IF v_version IS NULL THEN
-            SELECT streams.version INTO v_actual FROM streams
-            WHERE streams.stream_id = p_stream_ids[i];
+            SELECT s.version INTO v_actual FROM streams AS s WHERE s.stream_id = p_stream_ids[i];
             RAISE EXCEPTION 'wrong expected version'
                 USING ERRCODE = 'CH409',
                       DETAIL = json_build_object('stream_id', p_stream_ids[i],
@@ -161,29 +164,29 @@ BEGIN
     END LOOP;
 
     RETURN QUERY
-    WITH incoming AS (
-        SELECT e.*, row_number() OVER (PARTITION BY e.stream_index ORDER BY e.ord) AS nth
-        FROM unnest(p_event_ids, p_event_streams, p_event_types, p_schema_versions, p_data)
-             WITH ORDINALITY AS e(event_id, stream_index, event_type, schema_version, data, ord)
-    ),
-    written AS (
+    WITH written AS (
         INSERT INTO events (event_id, stream_id, stream_type, version, event_type,
                             schema_version, data, metadata)
-        SELECT i.event_id, p_stream_ids[i.stream_index], p_stream_types[i.stream_index],
-               v_first[i.stream_index] + i.nth - 1, i.event_type, i.schema_version, i.data,
+        SELECT e.event_id, p_stream_ids[e.stream_index], p_stream_types[e.stream_index],
+               v_first[e.stream_index] + e.nth - 1, e.event_type, e.schema_version, e.data,
                p_metadata
-        FROM incoming AS i
-        ORDER BY i.ord
-        RETURNING *
+        FROM unnest(p_event_ids, p_event_streams, p_event_nths, p_event_types,
+                    p_schema_versions, p_data)
+             AS e(event_id, stream_index, nth, event_type, schema_version, data)
+        RETURNING events.position, events.stream_id, events.version,
+                  events.transaction_id, events.recorded_at
     ),
     recorded AS (
         INSERT INTO commands (command_id, stream_id, version, positions)
-        SELECT p_command_id, p_stream_ids[1], max(w.version) FILTER (WHERE w.stream_id = p_stream_ids[1]),
+        SELECT p_command_id, p_stream_ids[1],
+               max(w.version) FILTER (WHERE w.stream_id = p_stream_ids[1]),
                array_agg(w.position ORDER BY w.position)
         FROM written AS w
         HAVING p_command_id IS NOT NULL
     )
-    SELECT * FROM written;
+    SELECT w.position, w.version, w.transaction_id::text, w.recorded_at
+    FROM written AS w
+    ORDER BY w.position;
 END
 $$
 """

@@ -27,8 +27,8 @@ async def open_append(database_url: str, stream_id: str) -> tuple[asyncpg.Connec
     connection = await asyncpg.connect(plain_url(database_url))
     await connection.execute("BEGIN")
     position = await connection.fetchval(
-        "SELECT position FROM append_to_streams($1, '{Test}', '{-1}', $2, '{1}', '{Slow}', "
-        "'{1}', '{\"{}\"}'::jsonb[], '{}'::jsonb, NULL)",
+        "SELECT position FROM append_to_streams($1, '{Test}', '{-1}', $2, '{1}', '{1}', "
+        "'{Slow}', '{1}', '{\"{}\"}'::jsonb[], '{}'::jsonb, NULL)",
         [stream_id],
         [uuid.uuid4()],
     )
