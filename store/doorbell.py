@@ -2,8 +2,9 @@
 
 A ring carries only "there is something at or before position N"; readers always read the
 store from their own checkpoint, so a lost ring costs latency, never an event. Rings are
-coalesced: at most one NOTIFY is in flight per process, and it carries the newest position,
-so a burst of appends costs a handful of NOTIFYs rather than one each.
+coalesced: at most one NOTIFY is in flight per process, at most one every `interval`
+seconds, and it carries the newest position, so a burst of appends costs a few NOTIFYs
+rather than one each, for at most `interval` of added latency.
 
 Rings are sent after commit, on their own short transaction, rather than inside the append:
 a NOTIFY in a writing transaction takes a cluster-wide lock held through the commit's WAL
@@ -24,10 +25,13 @@ log = logging.getLogger(__name__)
 
 
 class Doorbell:
-    def __init__(self, engine: AsyncEngine | None, channel: str = RING_CHANNEL) -> None:
+    def __init__(
+        self, engine: AsyncEngine | None, channel: str = RING_CHANNEL, interval: float = 0.005
+    ) -> None:
         """With no engine, rings reach only this process's local listeners."""
         self.engine = engine
         self.channel = channel
+        self.interval = interval
         self._latest = 0
         self._rung = 0
         self._task: asyncio.Task[None] | None = None
@@ -62,6 +66,7 @@ class Doorbell:
                 log.warning("could not ring the doorbell up to %s", target, exc_info=True)
                 return
             self._rung = target
+            await asyncio.sleep(self.interval)
 
     async def close(self) -> None:
         if self._task is not None:
