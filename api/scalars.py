@@ -6,6 +6,7 @@ from typing import Any, NewType
 
 import strawberry
 from strawberry.scalars import JSON
+from strawberry.types.scalar import ScalarDefinition
 
 from api.errors import validation_failed
 
@@ -26,7 +27,7 @@ def parse_position(value: Any) -> int:
 
 Position = NewType("Position", int)
 
-SCALARS = {
+SCALARS: dict[object, ScalarDefinition] = {
     Position: strawberry.scalar(
         name="Position",
         description="Global position of an event in the store, as a decimal string "

@@ -36,8 +36,8 @@ class Event:
             version=event.version,
             type=event.event_type,
             schema_version=event.schema_version,
-            data=event.data,
-            metadata=event.metadata,
+            data=JSON(event.data),
+            metadata=JSON(event.metadata),
             recorded_at=event.recorded_at,
         )
 

@@ -37,9 +37,7 @@ class UserMutations:
         command = users.RegisterUser(
             user_id=user_id, email=input.email, name=input.name, age=input.age
         )
-        return await execute(
-            info, users.DECIDER, user_id, command, command_id=input.command_id
-        )
+        return await execute(info, users.DECIDER, user_id, command, command_id=input.command_id)
 
     @strawberry.mutation
     async def update_user(self, info: Info, input: UpdateUserInput) -> CommandResult:

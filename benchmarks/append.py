@@ -54,9 +54,7 @@ BASELINE_INSERT = (
 DATA = '{"user_id": "%s", "email": "someone@example.com", "name": "Someone", "age": 30}'
 
 
-async def run_writers(
-    writers: int, seconds: float, write: Callable[[], Awaitable[None]]
-) -> float:
+async def run_writers(writers: int, seconds: float, write: Callable[[], Awaitable[None]]) -> float:
     """Events per second that `writers` concurrent loops of `write` reach in `seconds`."""
     deadline = time.perf_counter() + seconds
     counts = [0] * writers
@@ -77,7 +75,9 @@ async def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument(
         "--server",
-        default=os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
+        default=os.environ.get(
+            "TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+        ),
     )
     args = parser.parse_args()
 

@@ -161,7 +161,9 @@ class CommandHandler:
                 return _replayed(prior)
             except WrongExpectedVersion as conflict:
                 if conflict.stream_id != stream_id:
-                    claim = next(c for c in decider.claims(command) if c.stream_id == conflict.stream_id)
+                    claim = next(
+                        c for c in decider.claims(command) if c.stream_id == conflict.stream_id
+                    )
                     raise Duplicate(f"{claim.scope} {claim.key!r} is already taken") from conflict
                 if expected_version is not None or attempt == self.max_attempts:
                     raise
@@ -171,7 +173,10 @@ class CommandHandler:
             every = registration.snapshot_every
             if every and version // every > loaded.version // every:
                 await self._snapshot(
-                    decider, stream_id, decider.fold(loaded.state, new_events), version,
+                    decider,
+                    stream_id,
+                    decider.fold(loaded.state, new_events),
+                    version,
                     registration.state_schema,
                 )
             return CommandOutcome(
@@ -189,7 +194,11 @@ class CommandHandler:
         )
 
     async def _snapshot(
-        self, decider: Decider[Any, Any, Any], stream_id: str, state: Any, version: int,
+        self,
+        decider: Decider[Any, Any, Any],
+        stream_id: str,
+        state: Any,
+        version: int,
         state_schema: int,
     ) -> None:
         try:

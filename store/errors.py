@@ -17,9 +17,7 @@ class WrongExpectedVersion(Exception):
         self.expected = expected
         self.actual = actual
         found = "no stream" if actual is None else f"version {actual}"
-        super().__init__(
-            f"stream {stream_id} expected at {_describe(expected)} but found {found}"
-        )
+        super().__init__(f"stream {stream_id} expected at {_describe(expected)} but found {found}")
 
 
 class CommandAlreadyProcessed(Exception):

@@ -171,7 +171,7 @@ class EventStore:
             return CommandAlreadyProcessed(command_id)
         if constraint == "events_event_id_key":
             return DuplicateEventId(str(error.detail))
-        return error
+        return error  # type: ignore[no-any-return]
 
     async def save_snapshot(self, snapshot: Snapshot) -> None:
         """Keep the newest snapshot of a stream; an older one never replaces it."""
@@ -234,9 +234,7 @@ class EventStore:
             )
             return [self._recorded(row) for row in result.mappings()]
 
-    async def read_all(
-        self, *, after_position: int = 0, limit: int = 1000
-    ) -> list[RecordedEvent]:
+    async def read_all(self, *, after_position: int = 0, limit: int = 1000) -> list[RecordedEvent]:
         """The audit log by position: every committed event after `after_position`.
 
         Positions are handed out before commit, so this order can show an event before one
@@ -354,7 +352,7 @@ class EventStore:
             state_schema=row.state_schema,
         )
 
-    def _recorded(self, row: Mapping[str, Any]) -> RecordedEvent:
+    def _recorded(self, row: Mapping[Any, Any]) -> RecordedEvent:
         schema_version, data = self.upcasters.upcast(
             row["event_type"], row["schema_version"], msgspec.json.decode(row["data"])
         )
@@ -379,7 +377,6 @@ def _expected_code(expected: ExpectedVersion) -> int:
     if expected < 0:
         raise ValueError(f"expected version must be >= 0, got {expected}")
     return expected
-
 
 
 def _encode(value: Any) -> str:

@@ -100,7 +100,6 @@ def upgrade() -> None:
         """
     )
 
-
     op.execute(APPEND_FUNCTION)
 
 

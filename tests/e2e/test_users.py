@@ -55,10 +55,15 @@ async def test_register_user_returns_its_events(client: GraphQLClient) -> None:
     user_event = next(e for e in result["events"] if e["type"] == "UserRegistered")
     assert user_event["streamId"] == result["streamId"]
     assert user_event["data"] == {
-        "user_id": result["streamId"], "email": email, "name": "Ada Lovelace", "age": 36
+        "user_id": result["streamId"],
+        "email": email,
+        "name": "Ada Lovelace",
+        "age": 36,
     }
     assert user_event["metadata"]["actor"] == "anonymous"
-    assert isinstance(result["position"], str) and int(result["position"]) >= int(user_event["position"])
+    assert isinstance(result["position"], str) and int(result["position"]) >= int(
+        user_event["position"]
+    )
 
 
 async def test_update_user_changes_name_and_age(client: GraphQLClient) -> None:
@@ -68,7 +73,11 @@ async def test_update_user_changes_name_and_age(client: GraphQLClient) -> None:
     )
     assert updated["updateUser"]["version"] == 2
     assert updated["updateUser"]["events"] == [
-        {"type": "UserUpdated", "data": {"user_id": user["streamId"], "name": "Countess", "age": 37}, "version": 2}
+        {
+            "type": "UserUpdated",
+            "data": {"user_id": user["streamId"], "name": "Countess", "age": 37},
+            "version": 2,
+        }
     ]
     state = await client.execute(STATE, id=user["streamId"])
     assert state["aggregateState"]["state"]["name"] == "Countess"
@@ -141,7 +150,9 @@ async def test_a_stale_expected_version_is_a_conflict(
     client: GraphQLClient, db: asyncpg.Connection
 ) -> None:
     user = await register(client)
-    await client.execute(UPDATE, input={"userId": user["streamId"], "age": 50, "expectedVersion": 1})
+    await client.execute(
+        UPDATE, input={"userId": user["streamId"], "age": 50, "expectedVersion": 1}
+    )
     before = await event_count(db)
     error = await client.error(
         UPDATE, input={"userId": user["streamId"], "age": 51, "expectedVersion": 1}
@@ -156,7 +167,10 @@ async def test_concurrent_updates_without_expected_version_all_succeed(
 ) -> None:
     user = await register(client)
     results = await asyncio.gather(
-        *(client.execute(UPDATE, input={"userId": user["streamId"], "age": 20 + i}) for i in range(16))
+        *(
+            client.execute(UPDATE, input={"userId": user["streamId"], "age": 20 + i})
+            for i in range(16)
+        )
     )
     assert sorted(r["updateUser"]["version"] for r in results) == list(range(2, 18))
     state = await client.execute(STATE, id=user["streamId"])
@@ -183,7 +197,9 @@ async def test_fields_outside_the_input_type_are_refused(client: GraphQLClient) 
 
 
 async def test_oversized_documents_are_refused(client: GraphQLClient) -> None:
-    huge = "query { " + " ".join(f"a{i}: events(first: 1) {{ position }}" for i in range(400)) + " }"
+    huge = (
+        "query { " + " ".join(f"a{i}: events(first: 1) {{ position }}" for i in range(400)) + " }"
+    )
     error = await client.error(huge)
     assert error["extensions"]["code"] == "VALIDATION_FAILED"
 
@@ -201,7 +217,9 @@ async def test_time_travel_by_version_and_by_time(client: GraphQLClient) -> None
     assert (latest["version"], latest["state"]["age"]) == (3, 32)
     as_of = (await client.execute(STATE, id=user["streamId"], asOf=registered_at))["aggregateState"]
     assert as_of == first
-    before_it_existed = await client.execute(STATE, id=user["streamId"], asOf="2000-01-01T00:00:00Z")
+    before_it_existed = await client.execute(
+        STATE, id=user["streamId"], asOf="2000-01-01T00:00:00Z"
+    )
     assert before_it_existed["aggregateState"] is None
     assert await client.code(STATE, id=user["streamId"], version=9) == "VALIDATION_FAILED"
     assert (await client.execute(STATE, id="no-such-stream"))["aggregateState"] is None
@@ -212,9 +230,13 @@ async def test_the_events_query_reads_the_log_in_order_with_filters(client: Grap
     await client.execute(UPDATE, input={"userId": user["streamId"], "age": 99})
     mine = (await client.execute(EVENTS, streamId=user["streamId"]))["events"]
     assert [(e["type"], e["version"]) for e in mine] == [("UserRegistered", 1), ("UserUpdated", 2)]
-    after = (await client.execute(EVENTS, after=mine[0]["position"], streamId=user["streamId"]))["events"]
+    after = (await client.execute(EVENTS, after=mine[0]["position"], streamId=user["streamId"]))[
+        "events"
+    ]
     assert [e["type"] for e in after] == ["UserUpdated"]
-    typed = (await client.execute(EVENTS, types=["UserUpdated"], streamType="User", first=1000))["events"]
+    typed = (await client.execute(EVENTS, types=["UserUpdated"], streamType="User", first=1000))[
+        "events"
+    ]
     assert typed and all(e["type"] == "UserUpdated" for e in typed)
     assert await client.code(EVENTS, first=0) == "VALIDATION_FAILED"
     assert await client.code(EVENTS, after="-3") == "VALIDATION_FAILED"

@@ -80,8 +80,12 @@ async def test_the_same_command_id_sent_concurrently_writes_once(
     await handler.handle(users.DECIDER, "u1", register("u1"))
     context = CommandContext(command_id="update-once")
     outcomes = await asyncio.gather(
-        *(handler.handle(users.DECIDER, "u1", users.UpdateUser(user_id="u1", age=50), context=context)
-          for _ in range(8))
+        *(
+            handler.handle(
+                users.DECIDER, "u1", users.UpdateUser(user_id="u1", age=50), context=context
+            )
+            for _ in range(8)
+        )
     )
     assert {o.position for o in outcomes} == {outcomes[0].position}
     assert await count_events(engine) == 3
@@ -92,15 +96,19 @@ async def test_concurrent_updates_without_expected_version_all_land(
 ) -> None:
     await handler.handle(users.DECIDER, "u1", register("u1"))
     outcomes = await asyncio.gather(
-        *(handler.handle(users.DECIDER, "u1", users.UpdateUser(user_id="u1", age=20 + i))
-          for i in range(16))
+        *(
+            handler.handle(users.DECIDER, "u1", users.UpdateUser(user_id="u1", age=20 + i))
+            for i in range(16)
+        )
     )
     assert sorted(o.version for o in outcomes) == list(range(2, 18))
     loaded = await handler.load(users.DECIDER, "u1")
     assert loaded.version == 17
 
 
-async def test_a_stale_expected_version_is_a_conflict(handler: CommandHandler, engine: AsyncEngine) -> None:
+async def test_a_stale_expected_version_is_a_conflict(
+    handler: CommandHandler, engine: AsyncEngine
+) -> None:
     await handler.handle(users.DECIDER, "u1", register("u1"))
     await handler.handle(users.DECIDER, "u1", users.UpdateUser(user_id="u1", age=40))
     before = await count_events(engine)
@@ -121,7 +129,10 @@ async def test_an_update_that_changes_nothing_writes_nothing(
     registered = await handler.handle(users.DECIDER, "u1", register("u1"))
     outcome = await handler.handle(users.DECIDER, "u1", users.UpdateUser(user_id="u1", age=36))
     assert outcome.events == ()
-    assert (outcome.version, outcome.position) == (1, max(e.position for e in registered.events if e.stream_id == "u1"))
+    assert (outcome.version, outcome.position) == (
+        1,
+        max(e.position for e in registered.events if e.stream_id == "u1"),
+    )
     assert await count_events(engine) == 2
 
 
@@ -132,10 +143,15 @@ async def test_domain_refusals_write_nothing(handler: CommandHandler, engine: As
 
 
 async def test_metadata_carries_the_command_context(handler: CommandHandler) -> None:
-    context = CommandContext(command_id="c-1", correlation_id="corr", causation_id="cause", actor="me")
+    context = CommandContext(
+        command_id="c-1", correlation_id="corr", causation_id="cause", actor="me"
+    )
     outcome = await handler.handle(users.DECIDER, "u1", register("u1"), context=context)
     assert outcome.events[0].metadata == {
-        "commandId": "c-1", "correlationId": "corr", "causationId": "cause", "actor": "me"
+        "commandId": "c-1",
+        "correlationId": "corr",
+        "causationId": "cause",
+        "actor": "me",
     }
 
 
@@ -245,9 +261,18 @@ async def test_an_event_stored_at_schema_1_is_read_as_schema_2(
 ) -> None:
     aggregates.register(NAMED)
     await handler.store.append(
-        [StreamAppend(stream_id="n", stream_type="Named", expected=StreamState.NO_STREAM,
-                      events=[NewEvent(event_type="Renamed", schema_version=1,
-                                       data={"full_name": "Ada Lovelace"})])]
+        [
+            StreamAppend(
+                stream_id="n",
+                stream_type="Named",
+                expected=StreamState.NO_STREAM,
+                events=[
+                    NewEvent(
+                        event_type="Renamed", schema_version=1, data={"full_name": "Ada Lovelace"}
+                    )
+                ],
+            )
+        ]
     )
     (stored,) = await handler.store.read_stream("n")
     assert (stored.schema_version, stored.data) == (2, {"name": "Ada Lovelace"})

@@ -33,11 +33,20 @@ def test_the_schema_has_no_breaking_change_against_the_contract() -> None:
 def test_what_is_built_of_the_contract_matches_it_exactly() -> None:
     contract = build_schema(CONTRACT.read_text())
     exported = build_schema(sdl())
-    for type_name in ("Event", "CommandResult", "AggregateState", "RegisterUserInput", "UpdateUserInput"):
+    for type_name in (
+        "Event",
+        "CommandResult",
+        "AggregateState",
+        "RegisterUserInput",
+        "UpdateUserInput",
+    ):
         ours, theirs = exported.type_map[type_name], contract.type_map[type_name]
         for field_name, field in theirs.fields.items():  # type: ignore[attr-defined]
             assert str(ours.fields[field_name].type) == str(field.type), (type_name, field_name)  # type: ignore[attr-defined]
-    for root, fields in (("Mutation", ("registerUser", "updateUser")), ("Query", ("events", "aggregateState"))):
+    for root, fields in (
+        ("Mutation", ("registerUser", "updateUser")),
+        ("Query", ("events", "aggregateState")),
+    ):
         ours_root, theirs_root = exported.type_map[root], contract.type_map[root]
         for name in fields:
             ours_field = ours_root.fields[name]  # type: ignore[attr-defined]

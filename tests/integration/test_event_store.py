@@ -10,11 +10,11 @@ import sqlalchemy
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from store.database import create_engine
 from store.errors import CommandAlreadyProcessed, DuplicateEventId, WrongExpectedVersion
 from store.event_store import EventStore
 from store.events import NewEvent, StreamAppend, StreamState
 from store.migrations import current_revision, downgrade, upgrade
-from store.database import create_engine
 
 
 def appending(stream_id: str, expected: StreamState | int, *types: str) -> StreamAppend:
@@ -31,7 +31,9 @@ async def count_events(engine: AsyncEngine) -> int:
         return int((await connection.execute(text("SELECT count(*) FROM events"))).scalar_one())
 
 
-async def test_append_numbers_versions_and_positions(store: EventStore, engine: AsyncEngine) -> None:
+async def test_append_numbers_versions_and_positions(
+    store: EventStore, engine: AsyncEngine
+) -> None:
     first = await store.append([appending("s", StreamState.NO_STREAM, "A", "B")])
     second = await store.append([appending("s", 2, "C")])
     assert [e.version for e in first.events] == [1, 2]
@@ -110,11 +112,16 @@ async def test_many_concurrent_writers_leave_no_gap_or_duplicate_version(
     assert versions == list(range(1, total + 1))
 
 
-async def test_multi_stream_append_is_all_or_nothing(store: EventStore, engine: AsyncEngine) -> None:
+async def test_multi_stream_append_is_all_or_nothing(
+    store: EventStore, engine: AsyncEngine
+) -> None:
     await store.append([appending("taken", StreamState.NO_STREAM, "Claimed")])
     with pytest.raises(WrongExpectedVersion) as refused:
         await store.append(
-            [appending("fresh", StreamState.NO_STREAM, "A"), appending("taken", StreamState.NO_STREAM, "B")]
+            [
+                appending("fresh", StreamState.NO_STREAM, "A"),
+                appending("taken", StreamState.NO_STREAM, "B"),
+            ]
         )
     assert refused.value.stream_id == "taken"
     assert await store.read_stream("fresh") == []
@@ -124,7 +131,9 @@ async def test_multi_stream_append_is_all_or_nothing(store: EventStore, engine: 
 
 async def test_event_ids_are_unique(store: EventStore, engine: AsyncEngine) -> None:
     event = NewEvent(event_type="A", data={})
-    await store.append([StreamAppend(stream_id="a", stream_type="T", expected=StreamState.ANY, events=[event])])
+    await store.append(
+        [StreamAppend(stream_id="a", stream_type="T", expected=StreamState.ANY, events=[event])]
+    )
     with pytest.raises(DuplicateEventId):
         await store.append(
             [StreamAppend(stream_id="b", stream_type="T", expected=StreamState.ANY, events=[event])]
@@ -133,7 +142,9 @@ async def test_event_ids_are_unique(store: EventStore, engine: AsyncEngine) -> N
 
 
 async def test_a_command_id_is_recorded_once(store: EventStore, engine: AsyncEngine) -> None:
-    first = await store.append([appending("s", StreamState.NO_STREAM, "A", "B")], command_id="cmd-1")
+    first = await store.append(
+        [appending("s", StreamState.NO_STREAM, "A", "B")], command_id="cmd-1"
+    )
     with pytest.raises(CommandAlreadyProcessed):
         await store.append([appending("t", StreamState.NO_STREAM, "C")], command_id="cmd-1")
     processed = await store.processed_command("cmd-1")
@@ -168,8 +179,10 @@ async def test_the_first_migration_downgrades_and_upgrades_again(empty_database_
         async with engine.connect() as connection:
             tables = (
                 await connection.execute(
-                    text("SELECT count(*) FROM pg_tables WHERE schemaname = 'public' "
-                         "AND tablename <> 'alembic_version'")
+                    text(
+                        "SELECT count(*) FROM pg_tables WHERE schemaname = 'public' "
+                        "AND tablename <> 'alembic_version'"
+                    )
                 )
             ).scalar_one()
         assert tables == 0

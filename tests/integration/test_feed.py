@@ -10,7 +10,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from store.database import plain_url
 from store.event_store import EventStore
-from store.events import FEED_START, FeedCheckpoint, NewEvent, RecordedEvent, StreamAppend, StreamState
+from store.events import (
+    FEED_START,
+    FeedCheckpoint,
+    NewEvent,
+    RecordedEvent,
+    StreamAppend,
+    StreamState,
+)
 
 
 def one_event(stream_id: str) -> StreamAppend:
@@ -124,8 +131,14 @@ async def test_concurrent_writers_and_a_slow_transaction_lose_nothing(
 async def test_the_feed_filters_on_the_server(store: EventStore) -> None:
     await store.append([one_event("a")])
     await store.append(
-        [StreamAppend(stream_id="b", stream_type="Other", expected=StreamState.ANY,
-                      events=[NewEvent(event_type="Else", data={})])]
+        [
+            StreamAppend(
+                stream_id="b",
+                stream_type="Other",
+                expected=StreamState.ANY,
+                events=[NewEvent(event_type="Else", data={})],
+            )
+        ]
     )
     assert [e.stream_id for e in await store.read_feed(stream_id="b")] == ["b"]
     assert [e.stream_id for e in await store.read_feed(stream_type="Test")] == ["a"]

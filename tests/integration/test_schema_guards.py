@@ -22,7 +22,9 @@ async def test_queries_deeper_than_the_limit_are_refused_before_running() -> Non
 
 async def test_too_many_aliases_are_refused() -> None:
     schema = build_schema(Settings(max_aliases=2))
-    result = await schema.execute("{ a: events { position } b: events { position } c: events { position } }")
+    result = await schema.execute(
+        "{ a: events { position } b: events { position } c: events { position } }"
+    )
     assert result.errors and result.errors[0].extensions == {"code": "VALIDATION_FAILED"}
 
 
@@ -59,5 +61,8 @@ async def test_refusals_keep_their_code_and_are_not_logged_as_faults(
     with caplog.at_level(logging.ERROR):
         result = await schema.execute("{ refused }")
     assert result.errors is not None
-    assert (result.errors[0].message, result.errors[0].extensions) == ("not now", {"code": "RULE_VIOLATED"})
+    assert (result.errors[0].message, result.errors[0].extensions) == (
+        "not now",
+        {"code": "RULE_VIOLATED"},
+    )
     assert caplog.records == []

@@ -95,10 +95,14 @@ def test_update_of_unknown_user_is_not_found() -> None:
 
 
 def test_evolve_applies_updates() -> None:
-    state = given(REGISTERED, UserUpdated(user_id="u1", age=40), UserUpdated(user_id="u1", name="A"))
+    state = given(
+        REGISTERED, UserUpdated(user_id="u1", age=40), UserUpdated(user_id="u1", name="A")
+    )
     assert (state.name, state.age, state.email) == ("A", 40, "Ada@Example.com")
 
 
-@pytest.mark.parametrize(("age", "group"), [(13, "TEEN"), (19, "TEEN"), (20, "ADULT"), (64, "ADULT"), (65, "SENIOR")])
+@pytest.mark.parametrize(
+    ("age", "group"), [(13, "TEEN"), (19, "TEEN"), (20, "ADULT"), (64, "ADULT"), (65, "SENIOR")]
+)
 def test_age_group(age: int, group: str) -> None:
     assert age_group(age) == group
