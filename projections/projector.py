@@ -1,0 +1,50 @@
+"""What a projector is: a name, the event types it handles, its tables, and `apply`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from store.events import RecordedEvent
+
+
+@dataclass(frozen=True, slots=True)
+class Tables:
+    """The physical names of a projector's tables: their own, or a rebuild's fresh copies."""
+
+    names: Mapping[str, str]
+
+    def __getitem__(self, logical: str) -> str:
+        return self.names[logical]
+
+    @classmethod
+    def live(cls, logical: tuple[str, ...]) -> Tables:
+        return cls({name: name for name in logical})
+
+    @classmethod
+    def rebuilding(cls, logical: tuple[str, ...]) -> Tables:
+        return cls({name: rebuild_table(name) for name in logical})
+
+
+def rebuild_table(name: str) -> str:
+    return f"{name}__rebuild"
+
+
+class Projector(Protocol):
+    """Keeps read-model tables up to date from the feed.
+
+    `apply` runs inside the runner's transaction, which also stores the projector's checkpoint:
+    each event takes effect exactly once. It writes only to the tables it is given, so a
+    rebuild can run it into fresh copies while the live tables keep answering queries.
+    """
+
+    name: str
+    tables: tuple[str, ...]
+    event_types: frozenset[str]
+
+    async def apply(
+        self, connection: AsyncConnection, event: RecordedEvent, tables: Tables
+    ) -> None: ...

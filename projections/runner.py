@@ -1,0 +1,307 @@
+"""The projection runner: one per database, applying the feed to every projector exactly once.
+
+Leadership: every runner competes for a session-level advisory lock on a connection of its own;
+the holder does the work, the others wait and take over when its connection dies (a killed
+process releases the lock with its connection).
+
+Exactly once: a projector's batch and its new checkpoint commit in one transaction, and the
+checkpoint row is locked first, so a crash loses or repeats nothing.
+
+A failing event stops only its projector, at that event (status `failed`, with the error and
+the position), instead of being skipped; the other projectors carry on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from projections.projector import Projector, Tables
+from store.database import plain_url
+from store.doorbell import RING_CHANNEL
+from store.event_store import EventStore
+from store.events import FeedCheckpoint, RecordedEvent
+
+log = logging.getLogger(__name__)
+
+LEADER_LOCK = 7_463_002
+
+
+class StaleRead(Exception):
+    """A projection did not reach the requested position in time."""
+
+
+class UnknownPosition(Exception):
+    """No event has the requested position."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProjectionStatus:
+    name: str
+    position: int
+    lag: int
+    status: str
+    error: str | None
+    failed_position: int | None
+    updated_at: datetime | None
+
+
+class ProjectionRunner:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        store: EventStore,
+        projectors: Sequence[Projector],
+        *,
+        batch_size: int = 500,
+        poll_interval: float = 1.0,
+    ) -> None:
+        self.engine = engine
+        self.store = store
+        self.projectors = {p.name: p for p in projectors}
+        self.batch_size = batch_size
+        self.poll_interval = poll_interval
+        self.is_leader = False
+        self._wake = asyncio.Event()
+        self._progress = asyncio.Event()
+
+    # ------------------------------------------------------------------ running
+
+    def wake(self, position: int | None = None) -> None:
+        """There is more in the feed (a doorbell ring); the safety poll catches any lost one."""
+        self._wake.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Compete for leadership and, while leader, keep every projector caught up."""
+        await self.ensure_checkpoints()
+        while not stop.is_set():
+            try:
+                await self._lead(stop)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                log.warning("projection runner lost its database connection; retrying", exc_info=True)
+            self.is_leader = False
+            await _wait(stop, self.poll_interval)
+
+    async def _lead(self, stop: asyncio.Event) -> None:
+        connection = await asyncpg.connect(plain_url(self.engine.url.render_as_string(False)))
+        try:
+            if not await connection.fetchval("SELECT pg_try_advisory_lock($1)", LEADER_LOCK):
+                return
+            self.is_leader = True
+            log.info("this process runs the projections")
+            await connection.add_listener(RING_CHANNEL, lambda *_: self.wake())
+            while not stop.is_set():
+                if await self.run_once():
+                    continue
+                self._wake.clear()
+                await _wait(stop, self.poll_interval, self._wake)
+                await connection.fetchval("SELECT 1")  # still connected, so still the leader
+        finally:
+            self.is_leader = False
+            with contextlib.suppress(Exception):
+                await connection.close(timeout=2)
+
+    async def run_once(self) -> int:
+        """Apply one batch to every running projector; the number of events read."""
+        read = 0
+        for projector in self.projectors.values():
+            read += await self.catch_up(projector, projector.name, Tables.live(projector.tables))
+        if read:
+            self._progress.set()
+            self._progress = asyncio.Event()
+        return read
+
+    async def catch_up(self, projector: Projector, checkpoint_name: str, tables: Tables) -> int:
+        """One batch from the checkpoint named `checkpoint_name` into `tables`."""
+        try:
+            async with self.engine.begin() as connection:
+                checkpoint = await _lock_checkpoint(connection, checkpoint_name)
+                if checkpoint is None:
+                    return 0
+                events = await self.store.read_feed(checkpoint, limit=self.batch_size)
+                await self._apply(connection, projector, events, tables, checkpoint_name)
+                return len(events)
+        except Exception:
+            log.warning("batch of %s failed; applying it event by event", checkpoint_name)
+            return await self._isolate_failure(projector, checkpoint_name, tables)
+
+    async def _apply(
+        self,
+        connection: AsyncConnection,
+        projector: Projector,
+        events: Sequence[RecordedEvent],
+        tables: Tables,
+        checkpoint_name: str,
+    ) -> None:
+        for event in events:
+            if event.event_type in projector.event_types:
+                await projector.apply(connection, event, tables)
+        if events:
+            await _save_checkpoint(connection, checkpoint_name, events[-1].checkpoint)
+
+    async def _isolate_failure(
+        self, projector: Projector, checkpoint_name: str, tables: Tables
+    ) -> int:
+        applied = 0
+        while True:
+            async with self.engine.begin() as connection:
+                checkpoint = await _lock_checkpoint(connection, checkpoint_name)
+                if checkpoint is None:
+                    return applied
+                events = await self.store.read_feed(checkpoint, limit=1)
+                if not events:
+                    return applied
+                try:
+                    async with connection.begin_nested():
+                        await self._apply(connection, projector, events, tables, checkpoint_name)
+                except Exception as error:
+                    event = events[0]
+                    log.exception(
+                        "projection %s stopped at position %s (%s of %s)",
+                        checkpoint_name, event.position, event.event_type, event.stream_id,
+                    )
+                    await connection.execute(
+                        text(
+                            "UPDATE projection_checkpoints SET status = 'failed', error = :error, "
+                            "failed_position = :position, updated_at = now() WHERE name = :name"
+                        ),
+                        {"error": f"{type(error).__name__}: {error}", "position": event.position,
+                         "name": checkpoint_name},
+                    )
+                    return applied
+            applied += 1
+
+    async def ensure_checkpoints(self) -> None:
+        async with self.engine.begin() as connection:
+            for name in self.projectors:
+                await connection.execute(
+                    text(
+                        "INSERT INTO projection_checkpoints (name) VALUES (:name) "
+                        "ON CONFLICT (name) DO NOTHING"
+                    ),
+                    {"name": name},
+                )
+
+    async def restart(self, name: str) -> None:
+        """Let a failed projector try again from where it stopped (after a fix)."""
+        async with self.engine.begin() as connection:
+            await connection.execute(
+                text(
+                    "UPDATE projection_checkpoints SET status = 'running', error = NULL, "
+                    "failed_position = NULL, updated_at = now() WHERE name = :name"
+                ),
+                {"name": name},
+            )
+        self.wake()
+
+    # ------------------------------------------------------------------ reading your writes
+
+    async def wait_for(self, name: str, position: int, timeout: float) -> None:
+        """Return once projection `name` has applied the event at `position`.
+
+        Raises `UnknownPosition` if no event has it and `StaleRead` after `timeout` seconds.
+        """
+        if position == 0:
+            return
+        target = await self.store.checkpoint_at(position)
+        if target is None:
+            raise UnknownPosition(position)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            async with self.engine.connect() as connection:
+                reached = await _read_checkpoint(connection, name)
+            if reached is not None and reached >= target:
+                return
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise StaleRead(f"projection {name} has not reached position {position}")
+            # Progress in this process wakes us at once; another process's runner is polled.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._progress.wait(), min(remaining, 0.05))
+
+    async def statuses(self) -> list[ProjectionStatus]:
+        async with self.engine.connect() as connection:
+            rows = await connection.execute(
+                text(
+                    "SELECT c.name, c.position, c.status, c.error, c.failed_position, "
+                    "c.updated_at, (SELECT count(*) FROM events e "
+                    "WHERE (e.transaction_id, e.position) > (c.transaction_id, c.position)) AS lag "
+                    "FROM projection_checkpoints c WHERE c.name NOT LIKE '%\\:rebuild' "
+                    "ORDER BY c.name"
+                )
+            )
+            return [
+                ProjectionStatus(
+                    name=row.name,
+                    position=row.position,
+                    lag=row.lag,
+                    status=row.status,
+                    error=row.error,
+                    failed_position=row.failed_position,
+                    updated_at=row.updated_at,
+                )
+                for row in rows
+            ]
+
+
+async def _lock_checkpoint(connection: AsyncConnection, name: str) -> FeedCheckpoint | None:
+    """The running checkpoint `name`, locked for this transaction; None if not running."""
+    row = (
+        await connection.execute(
+            text(
+                "SELECT transaction_id::text AS tx, position, status "
+                "FROM projection_checkpoints WHERE name = :name FOR UPDATE"
+            ),
+            {"name": name},
+        )
+    ).first()
+    if row is None or row.status != "running":
+        return None
+    return FeedCheckpoint(int(row.tx), row.position)
+
+
+async def _read_checkpoint(connection: AsyncConnection, name: str) -> FeedCheckpoint | None:
+    row = (
+        await connection.execute(
+            text(
+                "SELECT transaction_id::text AS tx, position FROM projection_checkpoints "
+                "WHERE name = :name"
+            ),
+            {"name": name},
+        )
+    ).first()
+    return None if row is None else FeedCheckpoint(int(row.tx), row.position)
+
+
+async def _save_checkpoint(
+    connection: AsyncConnection, name: str, checkpoint: FeedCheckpoint
+) -> None:
+    await connection.execute(
+        text(
+            "UPDATE projection_checkpoints SET transaction_id = CAST(:tx AS text)::xid8, "
+            "position = :position, updated_at = now() WHERE name = :name"
+        ),
+        {"tx": str(checkpoint.transaction_id), "position": checkpoint.position, "name": name},
+    )
+
+
+async def _wait(stop: asyncio.Event, seconds: float, *others: asyncio.Event) -> None:
+    waiters = [asyncio.ensure_future(e.wait()) for e in (stop, *others)]
+    try:
+        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+
+
+__all__: list[Any] = ["ProjectionRunner", "ProjectionStatus", "StaleRead", "UnknownPosition"]

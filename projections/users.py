@@ -1,0 +1,105 @@
+"""The users read models: the user view (with full-text search) and the user summary."""
+
+from __future__ import annotations
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from domain.users import age_group
+from projections.projector import Tables
+from store.events import RecordedEvent
+
+USER_EVENTS = frozenset({"UserRegistered", "UserUpdated"})
+
+
+class UsersProjector:
+    """`users_view`: one row per user. Upserts are guarded by the stream version."""
+
+    name = "users"
+    tables = ("users_view",)
+    event_types = USER_EVENTS
+
+    async def apply(self, connection: AsyncConnection, event: RecordedEvent, tables: Tables) -> None:
+        data = event.data
+        table = tables["users_view"]
+        if event.event_type == "UserRegistered":
+            await connection.execute(
+                text(
+                    f"INSERT INTO {table} (id, email, name, age, age_group, version, created_at, "
+                    "updated_at) VALUES (:id, :email, :name, :age, :age_group, :version, :at, :at) "
+                    "ON CONFLICT (id) DO NOTHING"
+                ),
+                {
+                    "id": event.stream_id,
+                    "email": data["email"],
+                    "name": data["name"],
+                    "age": data["age"],
+                    "age_group": age_group(data["age"]),
+                    "version": event.version,
+                    "at": event.recorded_at,
+                },
+            )
+        else:
+            age = data.get("age")
+            await connection.execute(
+                text(
+                    f"UPDATE {table} SET name = coalesce(:name, name), age = coalesce(:age, age), "
+                    "age_group = coalesce(:age_group, age_group), version = :version, "
+                    "updated_at = :at WHERE id = :id AND version < :version"
+                ),
+                {
+                    "id": event.stream_id,
+                    "name": data.get("name"),
+                    "age": age,
+                    "age_group": None if age is None else age_group(age),
+                    "version": event.version,
+                    "at": event.recorded_at,
+                },
+            )
+
+
+class UserSummaryProjector:
+    """`user_summary`: counts kept incrementally; the old age of an update comes from the
+    summary's own record of each user's age, so it never depends on another projection."""
+
+    name = "user_summary"
+    tables = ("user_summary", "user_summary_ages")
+    event_types = USER_EVENTS
+
+    async def apply(self, connection: AsyncConnection, event: RecordedEvent, tables: Tables) -> None:
+        summary, ages = tables["user_summary"], tables["user_summary_ages"]
+        new_age = event.data.get("age")
+        if new_age is None:
+            return
+        old_age = (
+            await connection.execute(
+                text(f"SELECT age FROM {ages} WHERE id = :id"), {"id": event.stream_id}
+            )
+        ).scalar()
+        await connection.execute(
+            text(
+                f"INSERT INTO {ages} (id, age) VALUES (:id, :age) "
+                "ON CONFLICT (id) DO UPDATE SET age = excluded.age"
+            ),
+            {"id": event.stream_id, "age": new_age},
+        )
+        delta = {"TEEN": 0, "ADULT": 0, "SENIOR": 0}
+        delta[age_group(new_age)] += 1
+        if old_age is not None:
+            delta[age_group(old_age)] -= 1
+        await connection.execute(
+            text(
+                f"INSERT INTO {summary} AS s (id, total_users, age_sum, teen, adult, senior) "
+                "VALUES (1, :users, :age_sum, :teen, :adult, :senior) "
+                "ON CONFLICT (id) DO UPDATE SET total_users = s.total_users + :users, "
+                "age_sum = s.age_sum + :age_sum, teen = s.teen + :teen, "
+                "adult = s.adult + :adult, senior = s.senior + :senior"
+            ),
+            {
+                "users": 0 if old_age is not None else 1,
+                "age_sum": new_age - (old_age or 0),
+                "teen": delta["TEEN"],
+                "adult": delta["ADULT"],
+                "senior": delta["SENIOR"],
+            },
+        )

@@ -1,0 +1,146 @@
+"""The projection runner and the users read models on a real PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from domain import users
+from projections.projector import Tables
+from projections.runner import ProjectionRunner, StaleRead, UnknownPosition
+from projections.user_queries import list_users, user_summary
+from projections.users import UserSummaryProjector, UsersProjector
+from store.command_handler import CommandHandler
+from store.event_store import EventStore
+from store.events import RecordedEvent
+from store.serialization import Aggregates
+
+
+@dataclass
+class World:
+    handler: CommandHandler
+    runner: ProjectionRunner
+    engine: AsyncEngine
+
+
+@pytest.fixture
+async def world(engine: AsyncEngine) -> AsyncIterator[World]:
+    aggregates = Aggregates()
+    aggregates.register(users.DECIDER)
+    store = EventStore(engine, aggregates.upcasters)
+    runner = ProjectionRunner(engine, store, [UsersProjector(), UserSummaryProjector()], batch_size=7)
+    await runner.ensure_checkpoints()
+    yield World(CommandHandler(store, aggregates), runner, engine)
+    await store.close()
+
+
+async def register(world: World, user_id: str, age: int, name: str = "Ada Lovelace") -> int:
+    outcome = await world.handler.handle(
+        users.DECIDER,
+        user_id,
+        users.RegisterUser(user_id=user_id, email=f"{user_id}@example.com", name=name, age=age),
+    )
+    return next(e.position for e in outcome.events if e.stream_id == user_id)
+
+
+async def drain(runner: ProjectionRunner) -> None:
+    while await runner.run_once():
+        pass
+
+
+async def test_users_and_summary_follow_the_log(world: World) -> None:
+    await register(world, "u1", 15, "Ada Lovelace")
+    await register(world, "u2", 30, "Grace Hopper")
+    await register(world, "u3", 70, "Alan Turing")
+    await world.handler.handle(users.DECIDER, "u1", users.UpdateUser(user_id="u1", age=21, name="Ada King"))
+    await drain(world.runner)
+
+    page = await list_users(world.engine, first=10)
+    assert [(u.id, u.age, u.age_group, u.version) for _, u in page.items] == [
+        ("u1", 21, "ADULT", 2), ("u2", 30, "ADULT", 1), ("u3", 70, "SENIOR", 1)
+    ]
+    summary = await user_summary(world.engine)
+    assert summary.total_users == 3
+    assert summary.average_age == pytest.approx((21 + 30 + 70) / 3)
+    assert summary.by_age_group == {"TEEN": 0, "ADULT": 2, "SENIOR": 1}
+    found = await list_users(world.engine, first=10, search="ada ki")
+    assert [u.id for _, u in found.items] == ["u1"]
+    assert (await list_users(world.engine, first=10, search="hopper")).total_count == 1
+
+
+async def test_pages_follow_cursors(world: World) -> None:
+    for i in range(5):
+        await register(world, f"p{i}", 20 + i)
+    await drain(world.runner)
+    first = await list_users(world.engine, first=2)
+    assert (first.total_count, first.has_next_page) == (5, True)
+    second = await list_users(world.engine, first=2, after=first.end_cursor)
+    third = await list_users(world.engine, first=2, after=second.end_cursor)
+    ids = [u.id for page in (first, second, third) for _, u in page.items]
+    assert ids == [f"p{i}" for i in range(5)]
+    assert third.has_next_page is False
+
+
+async def test_wait_for_returns_once_the_position_is_applied(world: World) -> None:
+    position = await register(world, "w1", 40)
+    with pytest.raises(StaleRead):
+        await world.runner.wait_for("users", position, timeout=0.1)
+    waiting = asyncio.create_task(world.runner.wait_for("users", position, timeout=5))
+    await drain(world.runner)
+    await waiting
+    with pytest.raises(UnknownPosition):
+        await world.runner.wait_for("users", position + 1000, timeout=0.1)
+
+
+class Exploding:
+    name = "exploding"
+    tables = ("users_view",)
+    event_types = frozenset({"UserRegistered"})
+
+    async def apply(self, connection: AsyncConnection, event: RecordedEvent, tables: Tables) -> None:
+        if event.stream_id == "bad":
+            raise RuntimeError("cannot project this one")
+
+
+async def test_a_failing_event_stops_only_its_projector_at_that_event(
+    world: World, engine: AsyncEngine
+) -> None:
+    world.runner.projectors["exploding"] = Exploding()
+    await world.runner.ensure_checkpoints()
+    await register(world, "good", 30)
+    bad_position = await register(world, "bad", 30)
+    await register(world, "after", 30)
+    await drain(world.runner)
+
+    statuses = {s.name: s for s in await world.runner.statuses()}
+    assert statuses["exploding"].status == "failed"
+    assert statuses["exploding"].failed_position == bad_position
+    assert "cannot project this one" in (statuses["exploding"].error or "")
+    assert statuses["exploding"].position < bad_position
+    assert statuses["users"].status == "running" and statuses["users"].lag == 0
+    assert (await user_summary(engine)).total_users == 3
+
+
+async def test_two_runners_elect_one_leader(world: World, engine: AsyncEngine) -> None:
+    other = ProjectionRunner(engine, world.runner.store, [UsersProjector()], poll_interval=0.05)
+    stop = asyncio.Event()
+    tasks = [asyncio.create_task(r.run(stop)) for r in (world.runner, other)]
+    try:
+        async with asyncio.timeout(10):
+            while not (world.runner.is_leader or other.is_leader):
+                await asyncio.sleep(0.01)
+        await asyncio.sleep(0.2)  # give a second leader the chance to wrongly appear
+        assert world.runner.is_leader != other.is_leader
+        position = await register(world, "led", 33)
+        await world.runner.wait_for("users", position, timeout=5)
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks)
+    async with engine.connect() as connection:
+        count = (await connection.execute(text("SELECT count(*) FROM users_view"))).scalar_one()
+    assert count == 1
