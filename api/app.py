@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -16,9 +17,13 @@ from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 
 from api.context import Context, Services
+from api.loaders import Loaders
 from api.schema import build_schema
 from api.settings import Settings
 from domain import users
+from projections.projector import Projector
+from projections.runner import ProjectionRunner
+from projections.users import UserSummaryProjector, UsersProjector
 from store import migrations
 from store.command_handler import CommandHandler
 from store.database import create_engine, plain_url
@@ -35,11 +40,22 @@ def register_aggregates(aggregates: Aggregates) -> Aggregates:
     return aggregates
 
 
+def all_projectors() -> list[Projector]:
+    """Every read model the service keeps."""
+    return [UsersProjector(), UserSummaryProjector()]
+
+
 class ChronicleGraphQL(GraphQL[Context, None]):
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket | None = None
     ) -> Context:
-        return Context(services=request.app.state.services, request=request, response=response)
+        services: Services = request.app.state.services
+        return Context(
+            services=services,
+            loaders=Loaders.for_request(services.engine),
+            request=request,
+            response=response,
+        )
 
 
 def _describe(url: str) -> str:
@@ -64,6 +80,8 @@ async def _services(settings: Settings) -> AsyncIterator[Services]:
         log.info("database: %s (from DATABASE_URL)", _describe(url))
     engine = create_engine(url)
     store: EventStore | None = None
+    stop = asyncio.Event()
+    running: asyncio.Task[None] | None = None
     try:
         if settings.migrate_on_start:
             await migrations.upgrade(engine)
@@ -72,10 +90,23 @@ async def _services(settings: Settings) -> AsyncIterator[Services]:
         aggregates = register_aggregates(Aggregates(upcasters))
         store = EventStore(engine, upcasters)
         handler = CommandHandler(store, aggregates)
+        runner = ProjectionRunner(engine, store, all_projectors())
+        store.doorbell.listen_locally(runner.wake)
+        await runner.ensure_checkpoints()
+        if settings.run_projections:
+            running = asyncio.create_task(runner.run(stop), name="projection runner")
         yield Services(
-            settings=settings, engine=engine, store=store, aggregates=aggregates, handler=handler
+            settings=settings,
+            engine=engine,
+            store=store,
+            aggregates=aggregates,
+            handler=handler,
+            runner=runner,
         )
     finally:
+        stop.set()
+        if running is not None:
+            await running
         if store is not None:
             await store.close()
         await engine.dispose()

@@ -10,7 +10,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
 
+from api.loaders import Loaders
 from api.settings import Settings
+from projections.runner import ProjectionRunner
 from store.command_handler import CommandContext, CommandHandler
 from store.event_store import EventStore
 from store.serialization import Aggregates
@@ -25,11 +27,13 @@ class Services:
     store: EventStore
     aggregates: Aggregates
     handler: CommandHandler
+    runner: ProjectionRunner
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Context:
     services: Services
+    loaders: Loaders
     request: Request | WebSocket
     response: Response | WebSocket | None = None
 

@@ -19,11 +19,12 @@ from strawberry.types import ExecutionContext
 
 from api.errors import ErrorCodes, triage
 from api.history import HistoryQueries
+from api.operations import OperationQueries
 from api.scalars import SCALARS
 from api.settings import Settings
-from api.users import UserMutations
+from api.users import UserMutations, UserQueries
 
-Query = merge_types("Query", (HistoryQueries,))
+Query = merge_types("Query", (UserQueries, HistoryQueries, OperationQueries))
 Mutation = merge_types("Mutation", (UserMutations,))
 
 

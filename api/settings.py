@@ -22,6 +22,10 @@ class Settings:
     port: int = 8000
     log_level: str = "info"
     migrate_on_start: bool = True
+    run_projections: bool = True
+    """Run the projection runner in the API process (one per database is elected)."""
+    stale_read_timeout: float = 5.0
+    """How long a query given `minPosition` waits for its projection, in seconds."""
     max_query_depth: int = 10
     max_query_tokens: int = 2_000
     max_aliases: int = 30
@@ -42,6 +46,10 @@ class Settings:
             log_level=env.get("LOG_LEVEL", defaults.log_level).lower(),
             migrate_on_start=_flag(env.get("CHRONICLE_MIGRATE_ON_START", "true")),
             allowed_origins=tuple(o.strip() for o in origins.split(",") if o.strip()),
+            run_projections=_flag(env.get("CHRONICLE_RUN_PROJECTIONS", "true")),
+            stale_read_timeout=float(
+                env.get("CHRONICLE_STALE_READ_TIMEOUT", defaults.stale_read_timeout)
+            ),
         )
 
     @property

@@ -1,15 +1,21 @@
-"""User mutations: GraphQL input to a command of domain/users.py."""
+"""Users: mutations to commands of domain/users.py, queries to the users read models."""
 
 from __future__ import annotations
 
+import enum
 import uuid
+from datetime import datetime
 
 import strawberry
 
 from api.commands import execute, optional
 from api.context import Info
-from api.types import CommandResult
+from api.reads import caught_up, page_errors
+from api.scalars import Position
+from api.types import CommandResult, PageInfo
 from domain import users
+from projections import user_queries
+from projections.user_queries import UserRow
 
 
 @strawberry.input
@@ -51,4 +57,118 @@ class UserMutations:
             command,
             expected_version=input.expected_version,
             command_id=input.command_id,
+        )
+
+
+@strawberry.enum
+class AgeGroup(enum.Enum):
+    TEEN = "TEEN"
+    ADULT = "ADULT"
+    SENIOR = "SENIOR"
+
+
+@strawberry.type
+class User:
+    id: strawberry.ID
+    email: str
+    name: str
+    age: int
+    age_group: AgeGroup
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, row: UserRow) -> User:
+        return cls(
+            id=strawberry.ID(row.id),
+            email=row.email,
+            name=row.name,
+            age=row.age,
+            age_group=AgeGroup(row.age_group),
+            version=row.version,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+        )
+
+
+@strawberry.type
+class UserEdge:
+    cursor: str
+    node: User
+
+
+@strawberry.type
+class UserConnection:
+    edges: list[UserEdge]
+    page_info: PageInfo
+    total_count: int
+
+
+@strawberry.type
+class AgeGroupCount:
+    age_group: AgeGroup
+    count: int
+
+
+@strawberry.type
+class UserSummary:
+    total_users: int
+    average_age: float | None = strawberry.field(description="Null when there are no users.")
+    users_by_age_group: list[AgeGroupCount]
+
+
+@strawberry.type
+class UserQueries:
+    @strawberry.field
+    async def user(
+        self, info: Info, id: strawberry.ID, min_position: Position | None = strawberry.UNSET
+    ) -> User | None:
+        await caught_up(info, "users", min_position)
+        row = await info.context.loaders.user.load(str(id))
+        return None if row is None else User.of(row)
+
+    @strawberry.field
+    async def users(
+        self,
+        info: Info,
+        first: int | None = 20,
+        after: str | None = strawberry.UNSET,
+        search: str | None = strawberry.UNSET,
+        min_age: int | None = strawberry.UNSET,
+        max_age: int | None = strawberry.UNSET,
+        age_group: AgeGroup | None = strawberry.UNSET,
+        min_position: Position | None = strawberry.UNSET,
+    ) -> UserConnection:
+        await caught_up(info, "users", min_position)
+        group = optional(age_group)
+        with page_errors():
+            page = await user_queries.list_users(
+                info.context.services.engine,
+                first=20 if first is None else first,
+                after=optional(after),
+                search=optional(search),
+                min_age=optional(min_age),
+                max_age=optional(max_age),
+                age_group=None if group is None else group.value,
+            )
+        return UserConnection(
+            edges=[UserEdge(cursor=cursor, node=User.of(row)) for cursor, row in page.items],
+            page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor),
+            total_count=page.total_count,
+        )
+
+    @strawberry.field
+    async def user_summary(
+        self, info: Info, min_position: Position | None = strawberry.UNSET
+    ) -> UserSummary:
+        await caught_up(info, "user_summary", min_position)
+        summary = await user_queries.user_summary(info.context.services.engine)
+        return UserSummary(
+            total_users=summary.total_users,
+            average_age=summary.average_age,
+            users_by_age_group=[
+                AgeGroupCount(age_group=AgeGroup(group), count=count)
+                for group, count in summary.by_age_group.items()
+            ],
         )

@@ -1,0 +1,49 @@
+"""Operations: the state of the read models."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import strawberry
+
+from api.context import Info
+from api.scalars import Position
+from projections.runner import ProjectionStatus as Status
+
+
+@strawberry.type
+class ProjectionStatus:
+    name: str
+    position: Position = strawberry.field(
+        description="Last global position this projection has fully applied."
+    )
+    lag: int = strawberry.field(description="Events committed after that position.")
+    status: str
+    updated_at: datetime | None
+    error: str | None = strawberry.field(
+        description="Why the projection stopped, when status is failed."
+    )
+    failed_position: Position | None = strawberry.field(
+        description="The event it stopped at, when status is failed."
+    )
+
+    @classmethod
+    def of(cls, status: Status) -> ProjectionStatus:
+        return cls(
+            name=status.name,
+            position=Position(status.position),
+            lag=status.lag,
+            status=status.status,
+            updated_at=status.updated_at,
+            error=status.error,
+            failed_position=None
+            if status.failed_position is None
+            else Position(status.failed_position),
+        )
+
+
+@strawberry.type
+class OperationQueries:
+    @strawberry.field
+    async def projections(self, info: Info) -> list[ProjectionStatus]:
+        return [ProjectionStatus.of(s) for s in await info.context.services.runner.statuses()]
