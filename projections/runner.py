@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -26,6 +26,13 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from projections.projector import Projector, Tables
+from projections.rebuild import (
+    is_rebuilding,
+    rebuild_checkpoint,
+    rebuild_tables,
+    start_rebuild,
+    swap_in,
+)
 from store.database import plain_url
 from store.doorbell import RING_CHANNEL
 from store.event_store import EventStore
@@ -111,10 +118,11 @@ class ProjectionRunner:
                 await connection.close(timeout=2)
 
     async def run_once(self) -> int:
-        """Apply one batch to every running projector; the number of events read."""
+        """Apply one batch to every running projector and rebuild; the number of events read."""
         read = 0
         for projector in self.projectors.values():
             read += await self.catch_up(projector, projector.name, Tables.live(projector.tables))
+            read += await self._rebuild_step(projector)
         if read:
             self._progress.set()
             self._progress = asyncio.Event()
@@ -180,6 +188,65 @@ class ProjectionRunner:
                     return applied
             applied += 1
 
+    # ------------------------------------------------------------------ rebuilding
+
+    def projector(self, name: str) -> Projector:
+        """The projector called `name`; KeyError if there is none."""
+        return self.projectors[name]
+
+    async def rebuild(self, name: str) -> bool:
+        """Start rebuilding `name` from the first event; False if one is already under way."""
+        started = await start_rebuild(self.engine, self.projector(name))
+        if started:
+            log.info("rebuilding projection %s from the first event", name)
+        self.wake()
+        return started
+
+    async def _rebuild_step(self, projector: Projector) -> int:
+        async with self.engine.connect() as connection:
+            if not await is_rebuilding(connection, projector.name):
+                return 0
+        read = await self.catch_up(
+            projector, rebuild_checkpoint(projector.name), rebuild_tables(projector)
+        )
+        if read < self.batch_size:
+            read += await self._finish_rebuild(projector)
+        return read
+
+    async def _finish_rebuild(self, projector: Projector) -> int:
+        """Apply the last events to the copies and swap them in, in one transaction."""
+        name = rebuild_checkpoint(projector.name)
+        read = 0
+        async with self.engine.begin() as connection:
+            await _lock_checkpoint(connection, projector.name, only_running=False)
+            checkpoint = await _lock_checkpoint(connection, name)
+            if checkpoint is None:
+                return 0
+            while events := await self.store.read_feed(checkpoint, limit=self.batch_size):
+                await self._apply(connection, projector, events, rebuild_tables(projector), name)
+                checkpoint = events[-1].checkpoint
+                read += len(events)
+            await swap_in(connection, projector)
+        log.info("projection %s rebuilt and swapped in", projector.name)
+        return read + 1
+
+    async def drive_rebuild(self, name: str, on_progress: Callable[[int, int], None]) -> None:
+        """Rebuild `name` in this process until it is swapped in, reporting (position, head)."""
+        projector = self.projector(name)
+        await self.rebuild(name)
+        while True:
+            async with self.engine.connect() as connection:
+                if not await is_rebuilding(connection, name):
+                    return
+                position = await _read_checkpoint(connection, rebuild_checkpoint(name))
+                head = (await connection.execute(text("SELECT max(position) FROM events"))).scalar()
+            on_progress(position.position if position else 0, head or 0)
+            if not await self._rebuild_step(projector):
+                failed = [s for s in await self.statuses(include_rebuilds=True)
+                          if s.name == rebuild_checkpoint(name) and s.status == "failed"]
+                if failed:
+                    raise RuntimeError(f"rebuild of {name} failed: {failed[0].error}")
+
     async def ensure_checkpoints(self) -> None:
         async with self.engine.begin() as connection:
             for name in self.projectors:
@@ -229,16 +296,21 @@ class ProjectionRunner:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._progress.wait(), min(remaining, 0.05))
 
-    async def statuses(self) -> list[ProjectionStatus]:
+    async def statuses(self, *, include_rebuilds: bool = False) -> list[ProjectionStatus]:
+        """Each projection's place, lag and status (`rebuilding` while a rebuild runs)."""
         async with self.engine.connect() as connection:
             rows = await connection.execute(
                 text(
-                    "SELECT c.name, c.position, c.status, c.error, c.failed_position, "
-                    "c.updated_at, (SELECT count(*) FROM events e "
+                    "SELECT c.name, c.position, c.error, c.failed_position, c.updated_at, "
+                    "CASE WHEN c.status = 'running' AND EXISTS (SELECT 1 FROM "
+                    "projection_checkpoints r WHERE r.name = c.name || '\\:rebuild') "
+                    "THEN 'rebuilding' ELSE c.status END AS status, "
+                    "(SELECT count(*) FROM events e "
                     "WHERE (e.transaction_id, e.position) > (c.transaction_id, c.position)) AS lag "
-                    "FROM projection_checkpoints c WHERE c.name NOT LIKE '%\\:rebuild' "
-                    "ORDER BY c.name"
-                )
+                    "FROM projection_checkpoints c "
+                    "WHERE :all OR c.name NOT LIKE '%\\:rebuild' ORDER BY c.name"
+                ),
+                {"all": include_rebuilds},
             )
             return [
                 ProjectionStatus(
@@ -254,8 +326,10 @@ class ProjectionRunner:
             ]
 
 
-async def _lock_checkpoint(connection: AsyncConnection, name: str) -> FeedCheckpoint | None:
-    """The running checkpoint `name`, locked for this transaction; None if not running."""
+async def _lock_checkpoint(
+    connection: AsyncConnection, name: str, *, only_running: bool = True
+) -> FeedCheckpoint | None:
+    """The checkpoint `name`, locked for this transaction; None if missing or not running."""
     row = (
         await connection.execute(
             text(
@@ -265,7 +339,7 @@ async def _lock_checkpoint(connection: AsyncConnection, name: str) -> FeedCheckp
             {"name": name},
         )
     ).first()
-    if row is None or row.status != "running":
+    if row is None or (only_running and row.status != "running"):
         return None
     return FeedCheckpoint(int(row.tx), row.position)
 

@@ -144,3 +144,60 @@ async def test_two_runners_elect_one_leader(world: World, engine: AsyncEngine) -
     async with engine.connect() as connection:
         count = (await connection.execute(text("SELECT count(*) FROM users_view"))).scalar_one()
     assert count == 1
+
+
+async def table_rows(engine: AsyncEngine, table: str) -> list[tuple[object, ...]]:
+    async with engine.connect() as connection:
+        rows = await connection.execute(text(f"SELECT * FROM {table} ORDER BY 1"))
+        return [tuple(row) for row in rows]
+
+
+async def test_a_rebuild_yields_the_live_tables_and_never_shows_a_partial_one(
+    world: World, engine: AsyncEngine
+) -> None:
+    for i in range(40):
+        await register(world, f"r{i:02}", 13 + i * 3)
+    for i in range(0, 40, 3):
+        await world.handler.handle(users.DECIDER, f"r{i:02}", users.UpdateUser(user_id=f"r{i:02}", age=99))
+    await drain(world.runner)
+    live = {t: await table_rows(engine, t) for t in ("users_view", "user_summary", "user_summary_ages")}
+
+    seen_counts: list[int] = []
+    done = asyncio.Event()
+
+    async def query_meanwhile() -> None:
+        while not done.is_set():
+            async with engine.connect() as connection:
+                seen_counts.append(
+                    (await connection.execute(text("SELECT count(*) FROM users_view"))).scalar_one()
+                )
+            await asyncio.sleep(0)
+
+    querying = asyncio.create_task(query_meanwhile())
+    progress: list[tuple[int, int]] = []
+    await world.runner.drive_rebuild("users", lambda position, head: progress.append((position, head)))
+    await world.runner.drive_rebuild("user_summary", lambda position, head: None)
+    done.set()
+    await querying
+
+    assert len(progress) > 3, "a batch size of 7 takes several steps"
+    assert seen_counts and set(seen_counts) == {40}
+    for table, rows in live.items():
+        assert await table_rows(engine, table) == rows, table
+    statuses = {s.name: s for s in await world.runner.statuses()}
+    assert statuses["users"].status == "running" and statuses["users"].lag == 0
+    assert "users:rebuild" not in statuses
+
+
+async def test_the_live_projection_keeps_up_during_a_rebuild(world: World, engine: AsyncEngine) -> None:
+    await register(world, "before", 30)
+    await drain(world.runner)
+    assert await world.runner.rebuild("users")
+    assert not await world.runner.rebuild("users"), "a second request joins the running rebuild"
+    statuses = {s.name: s.status for s in await world.runner.statuses()}
+    assert statuses["users"] == "rebuilding"
+    position = await register(world, "during", 31)
+    await drain(world.runner)
+    await world.runner.wait_for("users", position, timeout=1)
+    assert [r[0] for r in await table_rows(engine, "users_view")] == ["before", "during"]
+    assert {s.name: s.status for s in await world.runner.statuses()}["users"] == "running"
