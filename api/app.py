@@ -67,7 +67,8 @@ def _describe(url: str) -> str:
 
 
 @contextlib.asynccontextmanager
-async def _services(settings: Settings) -> AsyncIterator[Services]:
+async def services(settings: Settings) -> AsyncIterator[Services]:
+    """Every service, built in order and torn down in reverse; the runner starts if enabled."""
     embedded = None
     url = settings.database_url
     if url is None:
@@ -90,7 +91,9 @@ async def _services(settings: Settings) -> AsyncIterator[Services]:
         aggregates = register_aggregates(Aggregates(upcasters))
         store = EventStore(engine, upcasters)
         handler = CommandHandler(store, aggregates)
-        runner = ProjectionRunner(engine, store, all_projectors())
+        runner = ProjectionRunner(
+            engine, store, all_projectors(), batch_size=settings.projection_batch_size
+        )
         store.doorbell.listen_locally(runner.wake)
         await runner.ensure_checkpoints()
         if settings.run_projections:
@@ -127,8 +130,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with _services(settings) as services:
-            app.state.services = services
+        async with services(settings) as built:
+            app.state.services = built
             log.info("Chronicle ready: GraphQL at /graphql")
             yield
 

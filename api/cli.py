@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import dataclasses
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,6 +18,7 @@ def _configure_logging(level: str) -> None:
     logging.basicConfig(
         level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
 
 def serve(settings: Settings) -> None:
@@ -59,6 +61,51 @@ async def _migrate(settings: Settings) -> None:
             await asyncio.to_thread(embedded.stop)
 
 
+async def _run_projections(settings: Settings) -> None:
+    from api.app import services
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with services(dataclasses.replace(settings, run_projections=True)):
+        logging.getLogger("chronicle").info("projection runner started; Ctrl-C stops it")
+        await stop.wait()
+
+
+async def _rebuild(settings: Settings, name: str) -> None:
+    from tqdm import tqdm
+
+    from api.app import services
+
+    async with services(dataclasses.replace(settings, run_projections=False)) as built:
+        if name not in built.runner.projectors:
+            known = ", ".join(sorted(built.runner.projectors))
+            raise SystemExit(f"no projection {name!r}; known: {known}")
+        with tqdm(desc=f"rebuilding {name}", unit="position", file=sys.stderr) as bar:
+
+            def progress(position: int, head: int) -> None:
+                bar.total = head
+                bar.n = position
+                bar.refresh()
+
+            await built.runner.drive_rebuild(name, progress)
+            bar.n = bar.total or 0
+        print(f"{name} rebuilt")
+
+
+async def _status(settings: Settings) -> None:
+    from api.app import services
+
+    async with services(dataclasses.replace(settings, run_projections=False)) as built:
+        statuses = await built.runner.statuses()
+    print(f"{'name':<24} {'status':<11} {'position':>10} {'lag':>8}  updated")
+    for s in statuses:
+        print(f"{s.name:<24} {s.status:<11} {s.position:>10} {s.lag:>8}  {s.updated_at}")
+        if s.error:
+            print(f"  stopped at position {s.failed_position}: {s.error}")
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="chronicle",
@@ -92,6 +139,35 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     migrate_parser.add_argument("--data-dir", type=Path, help="folder of the embedded database")
 
+    projections_parser = commands.add_parser(
+        "projections",
+        help="run, rebuild or inspect the read models",
+        description="Operate the projections (read models).",
+    )
+    projection_commands = projections_parser.add_subparsers(
+        dest="projections_command", required=True, metavar="ACTION"
+    )
+    projection_commands.add_parser(
+        "run",
+        help="run the projection runner alone (serve runs one in-process by default)",
+        description="Run the projection runner until SIGINT or SIGTERM. One runner per database "
+        "does the work (an advisory lock elects it); others stand by and take over.",
+    )
+    rebuild_parser = projection_commands.add_parser(
+        "rebuild",
+        help="rebuild one read model from the first event",
+        description="Rebuild a read model into fresh tables from the first event, with a "
+        "progress bar, and swap them in when caught up; queries keep answering meanwhile.",
+    )
+    rebuild_parser.add_argument("name", help="the projection, e.g. users")
+    projection_commands.add_parser(
+        "status",
+        help="print each projection's position, lag and status",
+        description="Print each projection's position, lag and status.",
+    )
+    for sub_parser in (projections_parser,):
+        sub_parser.add_argument("--data-dir", type=Path, help="folder of the embedded database")
+
     commands.add_parser(
         "schema",
         help="print the GraphQL schema (SDL)",
@@ -115,6 +191,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     elif args.command == "migrate":
         _configure_logging(settings.log_level)
         asyncio.run(_migrate(settings))
+    elif args.command == "projections":
+        _configure_logging(settings.log_level)
+        action = {
+            "run": lambda: _run_projections(settings),
+            "rebuild": lambda: _rebuild(settings, args.name),
+            "status": lambda: _status(settings),
+        }[args.projections_command]
+        asyncio.run(action())
     elif args.command == "schema":
         from api.schema import sdl
 

@@ -24,6 +24,7 @@ class Settings:
     migrate_on_start: bool = True
     run_projections: bool = True
     """Run the projection runner in the API process (one per database is elected)."""
+    projection_batch_size: int = 500
     stale_read_timeout: float = 5.0
     """How long a query given `minPosition` waits for its projection, in seconds."""
     max_query_depth: int = 10
@@ -47,6 +48,9 @@ class Settings:
             migrate_on_start=_flag(env.get("CHRONICLE_MIGRATE_ON_START", "true")),
             allowed_origins=tuple(o.strip() for o in origins.split(",") if o.strip()),
             run_projections=_flag(env.get("CHRONICLE_RUN_PROJECTIONS", "true")),
+            projection_batch_size=int(
+                env.get("CHRONICLE_PROJECTION_BATCH_SIZE", defaults.projection_batch_size)
+            ),
             stale_read_timeout=float(
                 env.get("CHRONICLE_STALE_READ_TIMEOUT", defaults.stale_read_timeout)
             ),
