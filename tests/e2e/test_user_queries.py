@@ -97,3 +97,30 @@ async def test_bad_read_arguments_are_validation_errors(client: GraphQLClient) -
     assert await client.code(USER, id="x", min="-1") == "VALIDATION_FAILED"
     assert await client.code(SUMMARY, min="abc") == "VALIDATION_FAILED"
     assert await client.code(SUMMARY, min="999999999999") == "VALIDATION_FAILED"
+
+
+async def test_a_slow_transaction_during_concurrent_registrations_loses_no_user(
+    client: GraphQLClient, e2e_database_url: str
+) -> None:
+    import asyncpg
+
+    before = (await client.execute(SUMMARY))["userSummary"]["totalUsers"]
+    slow = await asyncpg.connect(e2e_database_url)
+    try:
+        await slow.execute("BEGIN")
+        slow_id = str(uuid.uuid4())
+        await slow.fetchval(
+            "SELECT position FROM append_to_streams($1, '{User}', '{0}', $2, '{1}', '{1}', "
+            "'{UserRegistered}', '{1}', ARRAY[$3::text]::jsonb[], '{}'::jsonb, NULL)",
+            [slow_id], [uuid.uuid4()],
+            f'{{"user_id": "{slow_id}", "email": "slow@example.com", "name": "Slow", "age": 50}}',
+        )
+        results = await asyncio.gather(*(register(client) for _ in range(20)))
+        last = max(int(r["position"]) for r in results)
+        # The open transaction holds the feed back: the summary cannot reach the later writes.
+        assert await client.code(SUMMARY, min=str(last)) == "STALE_READ_TIMEOUT"
+        await slow.execute("COMMIT")
+    finally:
+        await slow.close()
+    after = (await client.execute(SUMMARY, min=str(last)))["userSummary"]["totalUsers"]
+    assert after == before + 21
