@@ -72,7 +72,7 @@ async def services(settings: Settings) -> AsyncIterator[Services]:
     embedded = None
     url = settings.database_url
     if url is None:
-        from api.embedded_db import EmbeddedPostgres
+        from api.embedded_postgres import EmbeddedPostgres
 
         embedded = EmbeddedPostgres(settings.pgdata)
         url = await anyio.to_thread.run_sync(embedded.start)

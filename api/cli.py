@@ -40,7 +40,7 @@ def serve(settings: Settings) -> None:
 
 async def _migrate(settings: Settings) -> None:
     from api.app import _describe
-    from api.embedded_db import EmbeddedPostgres
+    from api.embedded_postgres import EmbeddedPostgres
     from store import migrations
     from store.database import create_engine
 
