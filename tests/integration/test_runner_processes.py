@@ -157,7 +157,8 @@ async def test_of_two_runner_processes_one_works_and_the_other_takes_over(
     async with engine.connect() as connection:
         holders = (await connection.execute(text(
             "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = 7463002 "
-            "AND granted"))).scalar_one()
+            "AND granted AND database = (SELECT oid FROM pg_database "
+            "WHERE datname = current_database())"))).scalar_one()
     assert holders == 1
 
     leader.kill(signal.SIGKILL)
