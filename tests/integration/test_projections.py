@@ -14,7 +14,7 @@ from domain import users
 from projections.projector import Tables
 from projections.runner import ProjectionRunner, StaleRead, UnknownPosition
 from projections.user_queries import list_users, user_summary
-from projections.users import UserSummaryProjector, UsersProjector
+from projections.users import UsersProjector, UserSummaryProjector
 from store.command_handler import CommandHandler
 from store.event_store import EventStore
 from store.events import RecordedEvent
@@ -33,7 +33,9 @@ async def world(engine: AsyncEngine) -> AsyncIterator[World]:
     aggregates = Aggregates()
     aggregates.register(users.DECIDER)
     store = EventStore(engine, aggregates.upcasters)
-    runner = ProjectionRunner(engine, store, [UsersProjector(), UserSummaryProjector()], batch_size=7)
+    runner = ProjectionRunner(
+        engine, store, [UsersProjector(), UserSummaryProjector()], batch_size=7
+    )
     await runner.ensure_checkpoints()
     yield World(CommandHandler(store, aggregates), runner, engine)
     await store.close()
@@ -57,12 +59,16 @@ async def test_users_and_summary_follow_the_log(world: World) -> None:
     await register(world, "u1", 15, "Ada Lovelace")
     await register(world, "u2", 30, "Grace Hopper")
     await register(world, "u3", 70, "Alan Turing")
-    await world.handler.handle(users.DECIDER, "u1", users.UpdateUser(user_id="u1", age=21, name="Ada King"))
+    await world.handler.handle(
+        users.DECIDER, "u1", users.UpdateUser(user_id="u1", age=21, name="Ada King")
+    )
     await drain(world.runner)
 
     page = await list_users(world.engine, first=10)
     assert [(u.id, u.age, u.age_group, u.version) for _, u in page.items] == [
-        ("u1", 21, "ADULT", 2), ("u2", 30, "ADULT", 1), ("u3", 70, "SENIOR", 1)
+        ("u1", 21, "ADULT", 2),
+        ("u2", 30, "ADULT", 1),
+        ("u3", 70, "SENIOR", 1),
     ]
     summary = await user_summary(world.engine)
     assert summary.total_users == 3
@@ -89,12 +95,12 @@ async def test_pages_follow_cursors(world: World) -> None:
 async def test_wait_for_returns_once_the_position_is_applied(world: World) -> None:
     position = await register(world, "w1", 40)
     with pytest.raises(StaleRead):
-        await world.runner.wait_for("users", position, timeout=0.1)
-    waiting = asyncio.create_task(world.runner.wait_for("users", position, timeout=5))
+        await world.runner.wait_for("users", position, within=0.1)
+    waiting = asyncio.create_task(world.runner.wait_for("users", position, within=5))
     await drain(world.runner)
     await waiting
     with pytest.raises(UnknownPosition):
-        await world.runner.wait_for("users", position + 1000, timeout=0.1)
+        await world.runner.wait_for("users", position + 1000, within=0.1)
 
 
 class Exploding:
@@ -102,7 +108,9 @@ class Exploding:
     tables = ("users_view",)
     event_types = frozenset({"UserRegistered"})
 
-    async def apply(self, connection: AsyncConnection, event: RecordedEvent, tables: Tables) -> None:
+    async def apply(
+        self, connection: AsyncConnection, event: RecordedEvent, tables: Tables
+    ) -> None:
         if event.stream_id == "bad":
             raise RuntimeError("cannot project this one")
 
@@ -132,12 +140,15 @@ async def test_two_runners_elect_one_leader(world: World, engine: AsyncEngine) -
     tasks = [asyncio.create_task(r.run(stop)) for r in (world.runner, other)]
     try:
         async with asyncio.timeout(10):
-            while not (world.runner.is_leader or other.is_leader):
-                await asyncio.sleep(0.01)
-        await asyncio.sleep(0.2)  # give a second leader the chance to wrongly appear
+            while not (world.runner.is_leader or other.is_leader):  # noqa: ASYNC110
+                await asyncio.sleep(0.01)  # a flag another task sets
+        # The lock is exclusive: a third contender cannot take it while a leader holds it.
+        async with engine.connect() as connection:
+            taken = await connection.execute(text("SELECT pg_try_advisory_lock(7463002)"))
+            assert taken.scalar_one() is False
         assert world.runner.is_leader != other.is_leader
         position = await register(world, "led", 33)
-        await world.runner.wait_for("users", position, timeout=5)
+        await world.runner.wait_for("users", position, within=5)
     finally:
         stop.set()
         await asyncio.gather(*tasks)
@@ -158,9 +169,13 @@ async def test_a_rebuild_yields_the_live_tables_and_never_shows_a_partial_one(
     for i in range(40):
         await register(world, f"r{i:02}", 13 + i * 3)
     for i in range(0, 40, 3):
-        await world.handler.handle(users.DECIDER, f"r{i:02}", users.UpdateUser(user_id=f"r{i:02}", age=99))
+        await world.handler.handle(
+            users.DECIDER, f"r{i:02}", users.UpdateUser(user_id=f"r{i:02}", age=99)
+        )
     await drain(world.runner)
-    live = {t: await table_rows(engine, t) for t in ("users_view", "user_summary", "user_summary_ages")}
+    live = {
+        t: await table_rows(engine, t) for t in ("users_view", "user_summary", "user_summary_ages")
+    }
 
     seen_counts: list[int] = []
     done = asyncio.Event()
@@ -175,7 +190,9 @@ async def test_a_rebuild_yields_the_live_tables_and_never_shows_a_partial_one(
 
     querying = asyncio.create_task(query_meanwhile())
     progress: list[tuple[int, int]] = []
-    await world.runner.drive_rebuild("users", lambda position, head: progress.append((position, head)))
+    await world.runner.drive_rebuild(
+        "users", lambda position, head: progress.append((position, head))
+    )
     await world.runner.drive_rebuild("user_summary", lambda position, head: None)
     done.set()
     await querying
@@ -189,7 +206,9 @@ async def test_a_rebuild_yields_the_live_tables_and_never_shows_a_partial_one(
     assert "users:rebuild" not in statuses
 
 
-async def test_the_live_projection_keeps_up_during_a_rebuild(world: World, engine: AsyncEngine) -> None:
+async def test_the_live_projection_keeps_up_during_a_rebuild(
+    world: World, engine: AsyncEngine
+) -> None:
     await register(world, "before", 30)
     await drain(world.runner)
     assert await world.runner.rebuild("users")
@@ -198,6 +217,6 @@ async def test_the_live_projection_keeps_up_during_a_rebuild(world: World, engin
     assert statuses["users"] == "rebuilding"
     position = await register(world, "during", 31)
     await drain(world.runner)
-    await world.runner.wait_for("users", position, timeout=1)
+    await world.runner.wait_for("users", position, within=1)
     assert [r[0] for r in await table_rows(engine, "users_view")] == ["before", "during"]
     assert {s.name: s.status for s in await world.runner.statuses()}["users"] == "running"

@@ -7,7 +7,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from domain import users
 from projections.runner import ProjectionRunner
-from projections.users import UserSummaryProjector, UsersProjector
+from projections.users import UsersProjector, UserSummaryProjector
 from store.command_handler import CommandHandler
 from store.event_store import EventStore
 from store.events import NewEvent, StreamAppend, StreamState
@@ -25,13 +25,19 @@ from store.serialization import Aggregates
 
 class RunnerProcess:
     def __init__(self, database_url: str, log: Path, batch_size: int = 500) -> None:
-        env = {**os.environ, "DATABASE_URL": database_url, "LOG_LEVEL": "info",
-               "CHRONICLE_PROJECTION_BATCH_SIZE": str(batch_size)}
+        env = {
+            **os.environ,
+            "DATABASE_URL": database_url,
+            "LOG_LEVEL": "info",
+            "CHRONICLE_PROJECTION_BATCH_SIZE": str(batch_size),
+        }
         self.log = log
         with log.open("wb") as handle:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "api.cli", "projections", "run"],
-                env=env, stdout=handle, stderr=subprocess.STDOUT,
+                env=env,
+                stdout=handle,
+                stderr=subprocess.STDOUT,
             )
 
     def output(self) -> str:
@@ -60,37 +66,62 @@ async def seed_users(store: EventStore, count: int) -> None:
 
     async def write(start: int) -> None:
         for i in range(start, count, 16):
-            await store.append([StreamAppend(
-                stream_id=f"user-{i:05}", stream_type="User", expected=StreamState.NO_STREAM,
-                events=[NewEvent(event_type="UserRegistered", data={
-                    "user_id": f"user-{i:05}", "email": f"u{i}@example.com",
-                    "name": f"User {i}", "age": 13 + i % 100})])])
+            await store.append(
+                [
+                    StreamAppend(
+                        stream_id=f"user-{i:05}",
+                        stream_type="User",
+                        expected=StreamState.NO_STREAM,
+                        events=[
+                            NewEvent(
+                                event_type="UserRegistered",
+                                data={
+                                    "user_id": f"user-{i:05}",
+                                    "email": f"u{i}@example.com",
+                                    "name": f"User {i}",
+                                    "age": 13 + i % 100,
+                                },
+                            )
+                        ],
+                    )
+                ]
+            )
 
     await asyncio.gather(*(write(s) for s in range(16)))
 
 
 async def checkpoint(engine: AsyncEngine, name: str) -> int:
     async with engine.connect() as connection:
-        return int((await connection.execute(
-            text("SELECT position FROM projection_checkpoints WHERE name = :n"), {"n": name}
-        )).scalar() or 0)
+        return int(
+            (
+                await connection.execute(
+                    text("SELECT position FROM projection_checkpoints WHERE name = :n"), {"n": name}
+                )
+            ).scalar()
+            or 0
+        )
 
 
 async def head(engine: AsyncEngine) -> int:
     async with engine.connect() as connection:
-        return int((await connection.execute(text("SELECT max(position) FROM events"))).scalar_one())
+        return int(
+            (await connection.execute(text("SELECT max(position) FROM events"))).scalar_one()
+        )
 
 
-async def until(condition, timeout: float = 60) -> None:  # type: ignore[no-untyped-def]
-    """Poll another process's progress (through the database) until `condition()` holds."""
-    async with asyncio.timeout(timeout):
-        while not await condition():
+async def until(condition: Callable[[], Awaitable[bool]], within: float = 60) -> None:
+    """Poll another process's progress (through the database) until `condition()` holds:
+    there is no in-process event to await for what another process does."""
+    async with asyncio.timeout(within):
+        while not await condition():  # noqa: ASYNC110
             await asyncio.sleep(0.05)
 
 
 async def rows(engine: AsyncEngine, table: str) -> list[tuple[object, ...]]:
     async with engine.connect() as connection:
-        return [tuple(r) for r in await connection.execute(text(f"SELECT * FROM {table} ORDER BY 1"))]
+        return [
+            tuple(r) for r in await connection.execute(text(f"SELECT * FROM {table} ORDER BY 1"))
+        ]
 
 
 def local_runner(engine: AsyncEngine, store: EventStore) -> ProjectionRunner:
@@ -98,7 +129,10 @@ def local_runner(engine: AsyncEngine, store: EventStore) -> ProjectionRunner:
 
 
 async def test_a_runner_killed_mid_catch_up_resumes_without_loss_or_repeat(
-    store: EventStore, engine: AsyncEngine, database_url: str, tmp_path: Path,
+    store: EventStore,
+    engine: AsyncEngine,
+    database_url: str,
+    tmp_path: Path,
     processes: list[RunnerProcess],
 ) -> None:
     await seed_users(store, 3000)
@@ -123,7 +157,9 @@ async def test_a_runner_killed_mid_catch_up_resumes_without_loss_or_repeat(
     await until(caught_up)
     second.kill(signal.SIGTERM)
 
-    after_crash = {t: await rows(engine, t) for t in ("users_view", "user_summary", "user_summary_ages")}
+    after_crash = {
+        t: await rows(engine, t) for t in ("users_view", "user_summary", "user_summary_ages")
+    }
     assert len(after_crash["users_view"]) == 3000
     runner = local_runner(engine, store)
     await runner.drive_rebuild("users", lambda *_: None)
@@ -135,7 +171,10 @@ async def test_a_runner_killed_mid_catch_up_resumes_without_loss_or_repeat(
 
 
 async def test_of_two_runner_processes_one_works_and_the_other_takes_over(
-    store: EventStore, engine: AsyncEngine, database_url: str, tmp_path: Path,
+    store: EventStore,
+    engine: AsyncEngine,
+    database_url: str,
+    tmp_path: Path,
     processes: list[RunnerProcess],
 ) -> None:
     aggregates = Aggregates()
@@ -149,21 +188,32 @@ async def test_of_two_runner_processes_one_works_and_the_other_takes_over(
         return a.leads or b.leads
 
     await until(someone_leads)
-    outcome = await handler.handle(users.DECIDER, "one", users.RegisterUser(
-        user_id="one", email="one@example.com", name="One", age=30))
-    await local_runner(engine, store).wait_for("users", outcome.position, timeout=10)
+    outcome = await handler.handle(
+        users.DECIDER,
+        "one",
+        users.RegisterUser(user_id="one", email="one@example.com", name="One", age=30),
+    )
+    await local_runner(engine, store).wait_for("users", outcome.position, within=10)
     leader, standby = (a, b) if a.leads else (b, a)
     assert not standby.leads, "only one runner may hold the lock"
     async with engine.connect() as connection:
-        holders = (await connection.execute(text(
-            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = 7463002 "
-            "AND granted AND database = (SELECT oid FROM pg_database "
-            "WHERE datname = current_database())"))).scalar_one()
+        holders = (
+            await connection.execute(
+                text(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = 7463002 "
+                    "AND granted AND database = (SELECT oid FROM pg_database "
+                    "WHERE datname = current_database())"
+                )
+            )
+        ).scalar_one()
     assert holders == 1
 
     leader.kill(signal.SIGKILL)
-    outcome = await handler.handle(users.DECIDER, "two", users.RegisterUser(
-        user_id="two", email="two@example.com", name="Two", age=40))
-    await local_runner(engine, store).wait_for("users", outcome.position, timeout=20)
+    outcome = await handler.handle(
+        users.DECIDER,
+        "two",
+        users.RegisterUser(user_id="two", email="two@example.com", name="Two", age=40),
+    )
+    await local_runner(engine, store).wait_for("users", outcome.position, within=20)
     assert standby.leads
     assert [r[0] for r in await rows(engine, "users_view")] == ["one", "two"]
