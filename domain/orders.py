@@ -1,0 +1,455 @@
+"""The Order aggregate: a draft filled with lines, placed, confirmed, paid, shipped, delivered.
+
+Facts about other aggregates (does the customer exist, what does the product cost now) come in
+on the command, read by the caller from the store: the decider stays pure, and the price is
+always the catalog's, never the client's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import assert_never
+
+from domain.decider import Decider
+from domain.errors import NotFound, RuleViolated, ValidationFailed
+
+STREAM_TYPE = "Order"
+MAX_QUANTITY = 1_000
+MAX_LINES = 100
+MAX_TEXT = 200
+
+DRAFT, PLACED, CONFIRMED, REJECTED = "DRAFT", "PLACED", "CONFIRMED", "REJECTED"
+PAID, SHIPPED, DELIVERED, CANCELLED = "PAID", "SHIPPED", "DELIVERED", "CANCELLED"
+CANCELLABLE = frozenset({DRAFT, PLACED, CONFIRMED, PAID})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Address:
+    line1: str
+    line2: str | None = None
+    city: str
+    postal_code: str
+    country: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CatalogEntry:
+    """What the catalog says of a product when it is added to an order."""
+
+    sku: str
+    name: str
+    unit_price_cents: int
+
+
+# ---------------------------------------------------------------- commands
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CreateOrder:
+    order_id: str
+    customer_id: str
+    customer_exists: bool
+    shipping_address: Address
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AddLineItem:
+    order_id: str
+    product_id: str
+    quantity: int
+    product: CatalogEntry | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RemoveLineItem:
+    order_id: str
+    product_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PlaceOrder:
+    order_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConfirmOrder:
+    order_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RejectOrder:
+    order_id: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PayOrder:
+    order_id: str
+    amount_cents: int
+    method: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ShipOrder:
+    order_id: str
+    carrier: str
+    tracking_number: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeliverOrder:
+    order_id: str
+    signed_by: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CancelOrder:
+    order_id: str
+    reason: str
+
+
+Command = (
+    CreateOrder
+    | AddLineItem
+    | RemoveLineItem
+    | PlaceOrder
+    | ConfirmOrder
+    | RejectOrder
+    | PayOrder
+    | ShipOrder
+    | DeliverOrder
+    | CancelOrder
+)
+
+
+# ---------------------------------------------------------------- events
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OrderCreated:
+    order_id: str
+    customer_id: str
+    shipping_address: Address
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LineItemAdded:
+    order_id: str
+    product_id: str
+    sku: str
+    name: str
+    quantity: int
+    """The quantity added (a line already in the order grows by it)."""
+    unit_price_cents: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LineItemRemoved:
+    order_id: str
+    product_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OrderedLine:
+    product_id: str
+    quantity: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OrderPlaced:
+    """Carries the lines, so the fulfilment process can reserve from the event alone."""
+
+    order_id: str
+    lines: tuple[OrderedLine, ...]
+    total_cents: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OrderConfirmed:
+    order_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OrderRejected:
+    order_id: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OrderPaid:
+    order_id: str
+    amount_cents: int
+    method: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OrderShipped:
+    order_id: str
+    carrier: str
+    tracking_number: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OrderDelivered:
+    order_id: str
+    signed_by: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OrderCancelled:
+    order_id: str
+    reason: str
+    previous_status: str
+
+
+Event = (
+    OrderCreated
+    | LineItemAdded
+    | LineItemRemoved
+    | OrderPlaced
+    | OrderConfirmed
+    | OrderRejected
+    | OrderPaid
+    | OrderShipped
+    | OrderDelivered
+    | OrderCancelled
+)
+
+
+# ---------------------------------------------------------------- state
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Line:
+    product_id: str
+    sku: str
+    name: str
+    quantity: int
+    unit_price_cents: int
+
+    @property
+    def total_cents(self) -> int:
+        return self.quantity * self.unit_price_cents
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Order:
+    exists: bool = False
+    order_id: str = ""
+    customer_id: str = ""
+    status: str = DRAFT
+    lines: tuple[Line, ...] = ()
+    shipping_address: Address | None = None
+    paid_cents: int = 0
+    carrier: str | None = None
+    tracking_number: str | None = None
+    signed_by: str | None = None
+    rejection_reason: str | None = None
+    cancellation_reason: str | None = None
+
+    @property
+    def total_cents(self) -> int:
+        return sum(line.total_cents for line in self.lines)
+
+    def line(self, product_id: str) -> Line | None:
+        return next((line for line in self.lines if line.product_id == product_id), None)
+
+
+INITIAL_STATE = Order()
+
+
+def _text(value: str, what: str, *, optional: bool = False) -> str:
+    value = value.strip()
+    if (not value and not optional) or len(value) > MAX_TEXT:
+        raise ValidationFailed(f"{what} must be 1 to {MAX_TEXT} characters")
+    return value
+
+
+def _address(address: Address) -> Address:
+    line2 = None if address.line2 is None else _text(address.line2, "line2", optional=True)
+    return Address(
+        line1=_text(address.line1, "line1"),
+        line2=line2 or None,
+        city=_text(address.city, "city"),
+        postal_code=_text(address.postal_code, "postal code"),
+        country=_text(address.country, "country"),
+    )
+
+
+def _require(state: Order, *statuses: str, to: str) -> None:
+    if state.status not in statuses:
+        raise RuleViolated(f"cannot {to} an order that is {state.status}")
+
+
+def _create(command: CreateOrder, state: Order) -> Sequence[Event]:
+    if state.exists:
+        raise RuleViolated(f"order {command.order_id} already exists")
+    if not command.customer_exists:
+        raise NotFound(f"customer {command.customer_id} does not exist")
+    return [
+        OrderCreated(
+            order_id=command.order_id,
+            customer_id=command.customer_id,
+            shipping_address=_address(command.shipping_address),
+        )
+    ]
+
+
+def _add_line(command: AddLineItem, state: Order) -> Sequence[Event]:
+    _require(state, DRAFT, to="add items to")
+    if not 1 <= command.quantity <= MAX_QUANTITY:
+        raise ValidationFailed(f"quantity must be 1 to {MAX_QUANTITY}")
+    if command.product is None:
+        raise NotFound(f"product {command.product_id} does not exist")
+    existing = state.line(command.product_id)
+    if existing is None and len(state.lines) >= MAX_LINES:
+        raise RuleViolated(f"an order has at most {MAX_LINES} lines")
+    if existing is not None and existing.quantity + command.quantity > MAX_QUANTITY:
+        raise RuleViolated(f"a line holds at most {MAX_QUANTITY} units")
+    entry = command.product
+    return [
+        LineItemAdded(
+            order_id=state.order_id,
+            product_id=command.product_id,
+            sku=existing.sku if existing else entry.sku,
+            name=existing.name if existing else entry.name,
+            quantity=command.quantity,
+            unit_price_cents=existing.unit_price_cents if existing else entry.unit_price_cents,
+        )
+    ]
+
+
+def decide(command: Command, state: Order) -> Sequence[Event]:
+    if isinstance(command, CreateOrder):
+        return _create(command, state)
+    if not state.exists:
+        raise NotFound(f"order {command.order_id} does not exist")
+    match command:
+        case AddLineItem():
+            return _add_line(command, state)
+        case RemoveLineItem():
+            _require(state, DRAFT, to="remove items from")
+            if state.line(command.product_id) is None:
+                raise RuleViolated(f"product {command.product_id} is not in the order")
+            return [LineItemRemoved(order_id=state.order_id, product_id=command.product_id)]
+        case PlaceOrder():
+            _require(state, DRAFT, to="place")
+            if not state.lines:
+                raise RuleViolated("an order needs at least one item to be placed")
+            lines = tuple(
+                OrderedLine(product_id=line.product_id, quantity=line.quantity)
+                for line in state.lines
+            )
+            return [
+                OrderPlaced(order_id=state.order_id, lines=lines, total_cents=state.total_cents)
+            ]
+        case ConfirmOrder():
+            _require(state, PLACED, to="confirm")
+            return [OrderConfirmed(order_id=state.order_id)]
+        case RejectOrder():
+            _require(state, PLACED, to="reject")
+            return [OrderRejected(order_id=state.order_id, reason=_text(command.reason, "reason"))]
+        case PayOrder():
+            _require(state, CONFIRMED, to="pay")
+            method = _text(command.method, "payment method")
+            if command.amount_cents != state.total_cents:
+                raise RuleViolated(
+                    f"the amount must be the order's total, {state.total_cents} cents"
+                )
+            return [
+                OrderPaid(order_id=state.order_id, amount_cents=command.amount_cents, method=method)
+            ]
+        case ShipOrder():
+            _require(state, PAID, to="ship")
+            return [
+                OrderShipped(
+                    order_id=state.order_id,
+                    carrier=_text(command.carrier, "carrier"),
+                    tracking_number=_text(command.tracking_number, "tracking number"),
+                )
+            ]
+        case DeliverOrder():
+            _require(state, SHIPPED, to="deliver")
+            signed_by = _text(command.signed_by, "signed by")
+            return [OrderDelivered(order_id=state.order_id, signed_by=signed_by)]
+        case CancelOrder():
+            reason = _text(command.reason, "reason")
+            _require(state, *sorted(CANCELLABLE), to="cancel")
+            return [
+                OrderCancelled(order_id=state.order_id, reason=reason, previous_status=state.status)
+            ]
+        case CreateOrder():
+            raise AssertionError("handled above")
+        case _:
+            assert_never(command)
+
+
+def _with_line(state: Order, event: LineItemAdded) -> tuple[Line, ...]:
+    existing = state.line(event.product_id)
+    if existing is None:
+        line = Line(
+            product_id=event.product_id,
+            sku=event.sku,
+            name=event.name,
+            quantity=event.quantity,
+            unit_price_cents=event.unit_price_cents,
+        )
+        return (*state.lines, line)
+    grown = replace(existing, quantity=existing.quantity + event.quantity)
+    return tuple(grown if line.product_id == event.product_id else line for line in state.lines)
+
+
+def evolve(state: Order, event: Event) -> Order:
+    match event:
+        case OrderCreated():
+            return Order(
+                exists=True,
+                order_id=event.order_id,
+                customer_id=event.customer_id,
+                shipping_address=event.shipping_address,
+            )
+        case LineItemAdded():
+            return replace(state, lines=_with_line(state, event))
+        case LineItemRemoved():
+            lines = tuple(line for line in state.lines if line.product_id != event.product_id)
+            return replace(state, lines=lines)
+        case OrderPlaced():
+            return replace(state, status=PLACED)
+        case OrderConfirmed():
+            return replace(state, status=CONFIRMED)
+        case OrderRejected():
+            return replace(state, status=REJECTED, rejection_reason=event.reason)
+        case OrderPaid():
+            return replace(state, status=PAID, paid_cents=event.amount_cents)
+        case OrderShipped():
+            return replace(
+                state, status=SHIPPED, carrier=event.carrier, tracking_number=event.tracking_number
+            )
+        case OrderDelivered():
+            return replace(state, status=DELIVERED, signed_by=event.signed_by)
+        case OrderCancelled():
+            return replace(state, status=CANCELLED, cancellation_reason=event.reason)
+        case _:
+            assert_never(event)
+
+
+DECIDER: Decider[Command, Order, Event] = Decider(
+    stream_type=STREAM_TYPE,
+    state_type=Order,
+    initial_state=INITIAL_STATE,
+    event_types=(
+        OrderCreated,
+        LineItemAdded,
+        LineItemRemoved,
+        OrderPlaced,
+        OrderConfirmed,
+        OrderRejected,
+        OrderPaid,
+        OrderShipped,
+        OrderDelivered,
+        OrderCancelled,
+    ),
+    decide=decide,
+    evolve=evolve,
+)
