@@ -20,7 +20,7 @@ from api.context import Context, Services
 from api.loaders import Loaders
 from api.schema import build_schema
 from api.settings import Settings
-from domain import users
+from domain import catalog, orders, posts, users
 from projections.projector import Projector
 from projections.runner import ProjectionRunner
 from projections.users import UsersProjector, UserSummaryProjector
@@ -37,6 +37,9 @@ log = logging.getLogger("chronicle")
 def register_aggregates(aggregates: Aggregates) -> Aggregates:
     """Every decider the service runs, with its snapshot policy."""
     aggregates.register(users.DECIDER, snapshot_every=100)
+    aggregates.register(catalog.DECIDER, snapshot_every=100)
+    aggregates.register(orders.DECIDER, snapshot_every=100)
+    aggregates.register(posts.DECIDER, snapshot_every=100)
     return aggregates
 
 

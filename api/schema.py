@@ -18,14 +18,17 @@ from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
 from api.errors import ErrorCodes, triage
+from api.catalog import CatalogMutations
 from api.history import HistoryQueries
 from api.operations import OperationQueries
+from api.orders import OrderMutations
+from api.posts import PostMutations
 from api.scalars import SCALARS
 from api.settings import Settings
 from api.users import UserMutations, UserQueries
 
 Query = merge_types("Query", (UserQueries, HistoryQueries, OperationQueries))
-Mutation = merge_types("Mutation", (UserMutations,))
+Mutation = merge_types("Mutation", (UserMutations, CatalogMutations, OrderMutations, PostMutations))
 
 
 class ChronicleSchema(strawberry.Schema):

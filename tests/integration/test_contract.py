@@ -31,26 +31,20 @@ def test_the_schema_has_no_breaking_change_against_the_contract() -> None:
 
 
 def test_what_is_built_of_the_contract_matches_it_exactly() -> None:
+    """Every type, field and argument of the contract that exists in the code has its type."""
     contract = build_schema(CONTRACT.read_text())
     exported = build_schema(sdl())
-    for type_name in (
-        "Event",
-        "CommandResult",
-        "AggregateState",
-        "RegisterUserInput",
-        "UpdateUserInput",
-    ):
-        ours, theirs = exported.type_map[type_name], contract.type_map[type_name]
-        for field_name, field in theirs.fields.items():  # type: ignore[attr-defined]
-            assert str(ours.fields[field_name].type) == str(field.type), (type_name, field_name)  # type: ignore[attr-defined]
-    for root, fields in (
-        ("Mutation", ("registerUser", "updateUser")),
-        ("Query", ("events", "aggregateState")),
-    ):
-        ours_root, theirs_root = exported.type_map[root], contract.type_map[root]
-        for name in fields:
-            ours_field = ours_root.fields[name]  # type: ignore[attr-defined]
-            theirs_field = theirs_root.fields[name]  # type: ignore[attr-defined]
-            assert str(ours_field.type) == str(theirs_field.type)
-            for arg, spec in theirs_field.args.items():
-                assert str(ours_field.args[arg].type) == str(spec.type), (root, name, arg)
+    compared = 0
+    for name, theirs in contract.type_map.items():
+        ours = exported.type_map.get(name)
+        if name.startswith("__") or ours is None or not hasattr(theirs, "fields"):
+            continue
+        for field_name, field in theirs.fields.items():
+            if field_name not in ours.fields:  # type: ignore[attr-defined]
+                continue
+            mine = ours.fields[field_name]  # type: ignore[attr-defined]
+            assert str(mine.type) == str(field.type), (name, field_name)
+            for arg, spec in getattr(field, "args", {}).items():
+                assert str(mine.args[arg].type) == str(spec.type), (name, field_name, arg)
+            compared += 1
+    assert compared > 100

@@ -92,7 +92,7 @@ def test_create_needs_an_existing_customer_and_a_complete_address() -> None:
     with pytest.raises(NotFound):
         decide(CreateOrder(order_id="o1", customer_id="x", customer_exists=False, shipping_address=ADDRESS), given())
     for field in ("line1", "city", "postal_code", "country"):
-        incomplete = Address(**{**{"line1": "a", "city": "b", "postal_code": "c", "country": "d"}, field: " "})
+        incomplete = Address(**{"line1": "a", "city": "b", "postal_code": "c", "country": "d", field: " "})
         with pytest.raises(ValidationFailed):
             decide(CreateOrder(order_id="o1", customer_id="u1", customer_exists=True, shipping_address=incomplete), given())
 

@@ -1,0 +1,23 @@
+"""Facts about other aggregates that a command needs, read from their streams in the store.
+
+Reading the write side (not a read model) means these checks hold before any projection has
+caught up.
+"""
+
+from __future__ import annotations
+
+from api.context import Info
+from domain import catalog, users
+from domain.orders import CatalogEntry
+
+
+async def user_exists(info: Info, user_id: str) -> bool:
+    loaded = await info.context.services.handler.load(users.DECIDER, user_id)
+    return loaded.state.registered
+
+
+async def catalog_entry(info: Info, product_id: str) -> CatalogEntry | None:
+    product = (await info.context.services.handler.load(catalog.DECIDER, product_id)).state
+    if not product.exists:
+        return None
+    return CatalogEntry(sku=product.sku, name=product.name, unit_price_cents=product.price_cents)
