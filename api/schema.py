@@ -17,8 +17,8 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
-from api.errors import ErrorCodes, triage
 from api.catalog import CatalogMutations
+from api.errors import ErrorCodes, triage
 from api.history import HistoryQueries
 from api.operations import OperationQueries
 from api.orders import OrderMutations

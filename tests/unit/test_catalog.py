@@ -30,7 +30,9 @@ def given(*events: Event):  # type: ignore[no-untyped-def]
 
 
 def test_add_product() -> None:
-    command = AddProduct(product_id="p1", sku=" SKU-1 ", name=" Lamp ", price_cents=1999, initial_stock=10)
+    command = AddProduct(
+        product_id="p1", sku=" SKU-1 ", name=" Lamp ", price_cents=1999, initial_stock=10
+    )
     assert decide(command, given()) == [ADDED]
     (claim,) = claims(command)
     assert (claim.scope, claim.key) == ("product-sku", "sku-1")
@@ -49,7 +51,14 @@ def test_add_product() -> None:
     ],
 )
 def test_add_product_refuses_bad_input(fields: dict[str, object]) -> None:
-    values: dict[str, object] = {"product_id": "p1", "sku": "S", "name": "N", "price_cents": 0, "initial_stock": 0, **fields}
+    values: dict[str, object] = {
+        "product_id": "p1",
+        "sku": "S",
+        "name": "N",
+        "price_cents": 0,
+        "initial_stock": 0,
+        **fields,
+    }
     with pytest.raises(ValidationFailed):
         decide(AddProduct(**values), given())  # type: ignore[arg-type]
 
@@ -122,8 +131,11 @@ def test_release_what_an_order_reserved() -> None:
     ]
     with pytest.raises(RuleViolated):
         decide(ReleaseStock(product_id="p1", order_id="o2"), state)
-    released = given(ADDED, StockReserved(product_id="p1", order_id="o1", quantity=4),
-                     StockReleased(product_id="p1", order_id="o1", quantity=4))
+    released = given(
+        ADDED,
+        StockReserved(product_id="p1", order_id="o1", quantity=4),
+        StockReleased(product_id="p1", order_id="o1", quantity=4),
+    )
     assert released.available == 10
 
 

@@ -38,18 +38,31 @@ from domain.orders import (
 ADDRESS = Address(line1="1 Main St", city="Springfield", postal_code="12345", country="US")
 LAMP = CatalogEntry(sku="LAMP", name="Lamp", unit_price_cents=1500)
 CREATED = OrderCreated(order_id="o1", customer_id="u1", shipping_address=ADDRESS)
-LINE = LineItemAdded(order_id="o1", product_id="p1", sku="LAMP", name="Lamp", quantity=2, unit_price_cents=1500)
-PLACED = OrderPlaced(order_id="o1", lines=(OrderedLine(product_id="p1", quantity=2),), total_cents=3000)
+LINE = LineItemAdded(
+    order_id="o1", product_id="p1", sku="LAMP", name="Lamp", quantity=2, unit_price_cents=1500
+)
+PLACED = OrderPlaced(
+    order_id="o1", lines=(OrderedLine(product_id="p1", quantity=2),), total_cents=3000
+)
 HISTORY: dict[str, list[Event]] = {
     "DRAFT": [CREATED, LINE],
     "PLACED": [CREATED, LINE, PLACED],
     "CONFIRMED": [CREATED, LINE, PLACED, OrderConfirmed(order_id="o1")],
     "REJECTED": [CREATED, LINE, PLACED, OrderRejected(order_id="o1", reason="no stock")],
 }
-HISTORY["PAID"] = [*HISTORY["CONFIRMED"], OrderPaid(order_id="o1", amount_cents=3000, method="card")]
-HISTORY["SHIPPED"] = [*HISTORY["PAID"], OrderShipped(order_id="o1", carrier="UPS", tracking_number="1Z")]
+HISTORY["PAID"] = [
+    *HISTORY["CONFIRMED"],
+    OrderPaid(order_id="o1", amount_cents=3000, method="card"),
+]
+HISTORY["SHIPPED"] = [
+    *HISTORY["PAID"],
+    OrderShipped(order_id="o1", carrier="UPS", tracking_number="1Z"),
+]
 HISTORY["DELIVERED"] = [*HISTORY["SHIPPED"], OrderDelivered(order_id="o1", signed_by="Ann")]
-HISTORY["CANCELLED"] = [CREATED, OrderCancelled(order_id="o1", reason="changed mind", previous_status="DRAFT")]
+HISTORY["CANCELLED"] = [
+    CREATED,
+    OrderCancelled(order_id="o1", reason="changed mind", previous_status="DRAFT"),
+]
 
 
 def given(*events: Event) -> Order:
@@ -72,7 +85,10 @@ TRANSITIONS: dict[str, tuple[Any, set[str]]] = {
     "pay": (PayOrder(order_id="o1", amount_cents=3000, method="card"), {"CONFIRMED"}),
     "ship": (ShipOrder(order_id="o1", carrier="UPS", tracking_number="1Z"), {"PAID"}),
     "deliver": (DeliverOrder(order_id="o1", signed_by="Ann"), {"SHIPPED"}),
-    "cancel": (CancelOrder(order_id="o1", reason="changed mind"), {"DRAFT", "PLACED", "CONFIRMED", "PAID"}),
+    "cancel": (
+        CancelOrder(order_id="o1", reason="changed mind"),
+        {"DRAFT", "PLACED", "CONFIRMED", "PAID"},
+    ),
 }
 
 
@@ -88,20 +104,45 @@ def test_every_transition_is_allowed_only_from_its_statuses(name: str, status: s
 
 
 def test_create_needs_an_existing_customer_and_a_complete_address() -> None:
-    assert decide(CreateOrder(order_id="o1", customer_id="u1", customer_exists=True, shipping_address=ADDRESS), given()) == [CREATED]
+    assert decide(
+        CreateOrder(
+            order_id="o1", customer_id="u1", customer_exists=True, shipping_address=ADDRESS
+        ),
+        given(),
+    ) == [CREATED]
     with pytest.raises(NotFound):
-        decide(CreateOrder(order_id="o1", customer_id="x", customer_exists=False, shipping_address=ADDRESS), given())
+        decide(
+            CreateOrder(
+                order_id="o1", customer_id="x", customer_exists=False, shipping_address=ADDRESS
+            ),
+            given(),
+        )
     for field in ("line1", "city", "postal_code", "country"):
-        incomplete = Address(**{"line1": "a", "city": "b", "postal_code": "c", "country": "d", field: " "})
+        incomplete = Address(
+            **{"line1": "a", "city": "b", "postal_code": "c", "country": "d", field: " "}
+        )
         with pytest.raises(ValidationFailed):
-            decide(CreateOrder(order_id="o1", customer_id="u1", customer_exists=True, shipping_address=incomplete), given())
+            decide(
+                CreateOrder(
+                    order_id="o1",
+                    customer_id="u1",
+                    customer_exists=True,
+                    shipping_address=incomplete,
+                ),
+                given(),
+            )
 
 
 def test_lines_capture_the_catalog_price_and_merge_by_product() -> None:
     state = given(CREATED)
-    assert decide(AddLineItem(order_id="o1", product_id="p1", quantity=2, product=LAMP), state) == [LINE]
+    assert decide(AddLineItem(order_id="o1", product_id="p1", quantity=2, product=LAMP), state) == [
+        LINE
+    ]
     cheaper = CatalogEntry(sku="LAMP", name="Lamp", unit_price_cents=1)
-    (more,) = decide(AddLineItem(order_id="o1", product_id="p1", quantity=3, product=cheaper), given(CREATED, LINE))
+    (more,) = decide(
+        AddLineItem(order_id="o1", product_id="p1", quantity=3, product=cheaper),
+        given(CREATED, LINE),
+    )
     after = DECIDER.evolve(given(CREATED, LINE), more)
     assert [(line.quantity, line.unit_price_cents) for line in after.lines] == [(5, 1500)]
     assert after.total_cents == 7500
@@ -110,17 +151,30 @@ def test_lines_capture_the_catalog_price_and_merge_by_product() -> None:
 @pytest.mark.parametrize("quantity", [0, -1, 1001])
 def test_line_quantity_bounds(quantity: int) -> None:
     with pytest.raises(ValidationFailed):
-        decide(AddLineItem(order_id="o1", product_id="p1", quantity=quantity, product=LAMP), given(CREATED))
+        decide(
+            AddLineItem(order_id="o1", product_id="p1", quantity=quantity, product=LAMP),
+            given(CREATED),
+        )
 
 
 def test_a_line_holds_at_most_1000_units() -> None:
-    full = given(CREATED, LineItemAdded(order_id="o1", product_id="p1", sku="L", name="L", quantity=1000, unit_price_cents=1))
+    full = given(
+        CREATED,
+        LineItemAdded(
+            order_id="o1", product_id="p1", sku="L", name="L", quantity=1000, unit_price_cents=1
+        ),
+    )
     with pytest.raises(RuleViolated):
         decide(AddLineItem(order_id="o1", product_id="p1", quantity=1, product=LAMP), full)
 
 
 def test_an_order_holds_at_most_100_lines() -> None:
-    lines = [LineItemAdded(order_id="o1", product_id=f"p{i}", sku="S", name="N", quantity=1, unit_price_cents=1) for i in range(100)]
+    lines = [
+        LineItemAdded(
+            order_id="o1", product_id=f"p{i}", sku="S", name="N", quantity=1, unit_price_cents=1
+        )
+        for i in range(100)
+    ]
     full = given(CREATED, *lines)
     with pytest.raises(RuleViolated):
         decide(AddLineItem(order_id="o1", product_id="p-new", quantity=1, product=LAMP), full)
@@ -129,11 +183,15 @@ def test_an_order_holds_at_most_100_lines() -> None:
 
 def test_an_unknown_product_is_not_found() -> None:
     with pytest.raises(NotFound):
-        decide(AddLineItem(order_id="o1", product_id="p9", quantity=1, product=None), given(CREATED))
+        decide(
+            AddLineItem(order_id="o1", product_id="p9", quantity=1, product=None), given(CREATED)
+        )
 
 
 def test_removing_a_line_that_is_not_there_is_refused() -> None:
-    assert decide(RemoveLineItem(order_id="o1", product_id="p1"), at("DRAFT")) == [LineItemRemoved(order_id="o1", product_id="p1")]
+    assert decide(RemoveLineItem(order_id="o1", product_id="p1"), at("DRAFT")) == [
+        LineItemRemoved(order_id="o1", product_id="p1")
+    ]
     with pytest.raises(RuleViolated):
         decide(RemoveLineItem(order_id="o1", product_id="p9"), at("DRAFT"))
 
@@ -171,7 +229,12 @@ def test_delivery_needs_a_signature_and_cancel_a_reason() -> None:
 
 def test_the_full_life_of_an_order() -> None:
     state = at("DELIVERED")
-    assert (state.paid_cents, state.carrier, state.tracking_number, state.signed_by) == (3000, "UPS", "1Z", "Ann")
+    assert (state.paid_cents, state.carrier, state.tracking_number, state.signed_by) == (
+        3000,
+        "UPS",
+        "1Z",
+        "Ann",
+    )
     assert at("REJECTED").rejection_reason == "no stock"
     assert at("CANCELLED").cancellation_reason == "changed mind"
 
@@ -180,4 +243,9 @@ def test_commands_on_an_unknown_order_are_not_found() -> None:
     with pytest.raises(NotFound):
         decide(PlaceOrder(order_id="o9"), given())
     with pytest.raises(RuleViolated):
-        decide(CreateOrder(order_id="o1", customer_id="u1", customer_exists=True, shipping_address=ADDRESS), given(CREATED))
+        decide(
+            CreateOrder(
+                order_id="o1", customer_id="u1", customer_exists=True, shipping_address=ADDRESS
+            ),
+            given(CREATED),
+        )
