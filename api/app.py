@@ -21,6 +21,9 @@ from api.loaders import Loaders
 from api.schema import build_schema
 from api.settings import Settings
 from domain import catalog, orders, posts, users
+from projections.catalog import ProductsProjector
+from projections.orders import OrdersProjector
+from projections.posts import PostsProjector
 from projections.projector import Projector
 from projections.runner import ProjectionRunner
 from projections.users import UsersProjector, UserSummaryProjector
@@ -45,7 +48,13 @@ def register_aggregates(aggregates: Aggregates) -> Aggregates:
 
 def all_projectors() -> list[Projector]:
     """Every read model the service keeps."""
-    return [UsersProjector(), UserSummaryProjector()]
+    return [
+        UsersProjector(),
+        UserSummaryProjector(),
+        ProductsProjector(),
+        OrdersProjector(),
+        PostsProjector(),
+    ]
 
 
 class ChronicleGraphQL(GraphQL[Context, None]):

@@ -1,4 +1,4 @@
-"""Catalog mutations: GraphQL input to commands of domain/catalog.py."""
+"""The catalog: mutations to commands of domain/catalog.py, queries to the products view."""
 
 from __future__ import annotations
 
@@ -6,10 +6,14 @@ import uuid
 
 import strawberry
 
-from api.commands import execute
+from api.commands import execute, optional
 from api.context import Info
-from api.types import CommandResult
+from api.reads import caught_up, page_errors
+from api.scalars import Position
+from api.types import CommandResult, PageInfo
 from domain import catalog
+from projections import catalog_queries
+from projections.catalog_queries import ProductRow
 
 
 @strawberry.input
@@ -79,4 +83,78 @@ class CatalogMutations:
             command,
             expected_version=input.expected_version,
             command_id=input.command_id,
+        )
+
+
+@strawberry.type
+class Product:
+    id: strawberry.ID
+    sku: str
+    name: str
+    price_cents: int
+    stock_on_hand: int
+    stock_reserved: int
+    stock_available: int
+    version: int
+
+    @classmethod
+    def of(cls, row: ProductRow) -> Product:
+        return cls(
+            id=strawberry.ID(row.id),
+            sku=row.sku,
+            name=row.name,
+            price_cents=row.price_cents,
+            stock_on_hand=row.on_hand,
+            stock_reserved=row.reserved,
+            stock_available=row.available,
+            version=row.version,
+        )
+
+
+@strawberry.type
+class ProductEdge:
+    cursor: str
+    node: Product
+
+
+@strawberry.type
+class ProductConnection:
+    edges: list[ProductEdge]
+    page_info: PageInfo
+    total_count: int
+
+
+@strawberry.type
+class CatalogQueries:
+    @strawberry.field
+    async def product(
+        self, info: Info, id: strawberry.ID, min_position: Position | None = strawberry.UNSET
+    ) -> Product | None:
+        await caught_up(info, "products", min_position)
+        row = await info.context.loaders.product.load(str(id))
+        return None if row is None else Product.of(row)
+
+    @strawberry.field
+    async def products(
+        self,
+        info: Info,
+        first: int | None = 20,
+        after: str | None = strawberry.UNSET,
+        search: str | None = strawberry.UNSET,
+        in_stock: bool | None = strawberry.UNSET,
+        min_position: Position | None = strawberry.UNSET,
+    ) -> ProductConnection:
+        await caught_up(info, "products", min_position)
+        with page_errors():
+            page = await catalog_queries.list_products(
+                info.context.services.engine,
+                first=20 if first is None else first,
+                after=optional(after),
+                search=optional(search),
+                in_stock=optional(in_stock),
+            )
+        return ProductConnection(
+            edges=[ProductEdge(cursor=c, node=Product.of(row)) for c, row in page.items],
+            page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor),
+            total_count=page.total_count,
         )

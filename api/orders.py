@@ -1,17 +1,25 @@
-"""Order mutations: GraphQL input to commands of domain/orders.py."""
+"""Orders: mutations to commands of domain/orders.py, queries to the orders view."""
 
 from __future__ import annotations
 
+import enum
 import uuid
+from datetime import datetime
 from typing import Any
 
 import strawberry
 
+from api.catalog import Product
 from api.commands import execute, optional
 from api.context import Info
 from api.lookups import catalog_entry, user_exists
-from api.types import CommandResult
+from api.reads import caught_up, page_errors
+from api.scalars import Position
+from api.types import CommandResult, PageInfo
+from api.users import User
 from domain import orders
+from projections import order_queries
+from projections.order_queries import OrderRow
 
 
 @strawberry.input
@@ -161,3 +169,153 @@ class OrderMutations:
     async def cancel_order(self, info: Info, input: CancelOrderInput) -> CommandResult:
         command = orders.CancelOrder(order_id=input.order_id, reason=input.reason)
         return await _on_order(info, input, command)
+
+
+@strawberry.enum
+class OrderStatus(enum.Enum):
+    DRAFT = "DRAFT"
+    PLACED = "PLACED"
+    CONFIRMED = "CONFIRMED"
+    REJECTED = "REJECTED"
+    PAID = "PAID"
+    SHIPPED = "SHIPPED"
+    DELIVERED = "DELIVERED"
+    CANCELLED = "CANCELLED"
+
+
+@strawberry.type
+class Address:
+    line1: str
+    line2: str | None
+    city: str
+    postal_code: str
+    country: str
+
+
+@strawberry.type
+class LineItem:
+    product_id: strawberry.ID
+    sku: str
+    name: str
+    quantity: int
+    unit_price_cents: int = strawberry.field(
+        description="Captured from the catalog when the item was added; never taken from the "
+        "client."
+    )
+    line_total_cents: int
+
+    @strawberry.field
+    async def product(self, info: Info) -> Product | None:
+        row = await info.context.loaders.product.load(str(self.product_id))
+        return None if row is None else Product.of(row)
+
+
+@strawberry.type
+class Order:
+    id: strawberry.ID
+    customer_id: strawberry.ID
+    status: OrderStatus
+    items: list[LineItem]
+    total_cents: int
+    shipping_address: Address
+    paid_cents: int
+    carrier: str | None
+    tracking_number: str | None
+    signed_by: str | None
+    rejection_reason: str | None
+    cancellation_reason: str | None
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+    @strawberry.field
+    async def customer(self, info: Info) -> User | None:
+        row = await info.context.loaders.user.load(str(self.customer_id))
+        return None if row is None else User.of(row)
+
+    @classmethod
+    def of(cls, row: OrderRow) -> Order:
+        address = row.shipping_address
+        return cls(
+            id=strawberry.ID(row.id),
+            customer_id=strawberry.ID(row.customer_id),
+            status=OrderStatus(row.status),
+            items=[
+                LineItem(
+                    product_id=strawberry.ID(line.product_id),
+                    sku=line.sku,
+                    name=line.name,
+                    quantity=line.quantity,
+                    unit_price_cents=line.unit_price_cents,
+                    line_total_cents=line.quantity * line.unit_price_cents,
+                )
+                for line in row.lines
+            ],
+            total_cents=row.total_cents,
+            shipping_address=Address(
+                line1=address["line1"],
+                line2=address.get("line2"),
+                city=address["city"],
+                postal_code=address["postal_code"],
+                country=address["country"],
+            ),
+            paid_cents=row.paid_cents,
+            carrier=row.carrier,
+            tracking_number=row.tracking_number,
+            signed_by=row.signed_by,
+            rejection_reason=row.rejection_reason,
+            cancellation_reason=row.cancellation_reason,
+            version=row.version,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+        )
+
+
+@strawberry.type
+class OrderEdge:
+    cursor: str
+    node: Order
+
+
+@strawberry.type
+class OrderConnection:
+    edges: list[OrderEdge]
+    page_info: PageInfo
+    total_count: int
+
+
+@strawberry.type
+class OrderQueries:
+    @strawberry.field
+    async def order(
+        self, info: Info, id: strawberry.ID, min_position: Position | None = strawberry.UNSET
+    ) -> Order | None:
+        await caught_up(info, "orders", min_position)
+        row = await order_queries.get_order(info.context.services.engine, str(id))
+        return None if row is None else Order.of(row)
+
+    @strawberry.field
+    async def orders(
+        self,
+        info: Info,
+        first: int | None = 20,
+        after: str | None = strawberry.UNSET,
+        customer_id: strawberry.ID | None = strawberry.UNSET,
+        status: OrderStatus | None = strawberry.UNSET,
+        min_position: Position | None = strawberry.UNSET,
+    ) -> OrderConnection:
+        await caught_up(info, "orders", min_position)
+        chosen = optional(status)
+        with page_errors():
+            page = await order_queries.list_orders(
+                info.context.services.engine,
+                first=20 if first is None else first,
+                after=optional(after),
+                customer_id=optional(customer_id),
+                status=None if chosen is None else chosen.value,
+            )
+        return OrderConnection(
+            edges=[OrderEdge(cursor=c, node=Order.of(row)) for c, row in page.items],
+            page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor),
+            total_count=page.total_count,
+        )

@@ -1,17 +1,23 @@
-"""Post mutations: GraphQL input to commands of domain/posts.py."""
+"""Posts: mutations to commands of domain/posts.py, queries to the posts view."""
 
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
 import strawberry
 
-from api.commands import execute
+from api.commands import execute, optional
 from api.context import Info
 from api.lookups import user_exists
-from api.types import CommandResult
+from api.reads import caught_up, page_errors
+from api.scalars import Position
+from api.types import CommandResult, PageInfo
+from api.users import User
 from domain import posts
+from projections import post_queries
+from projections.post_queries import PostRow
 
 
 @strawberry.input
@@ -145,3 +151,105 @@ class PostMutations:
     async def remove_comment(self, info: Info, input: RemoveCommentInput) -> CommandResult:
         command = posts.RemoveComment(post_id=input.post_id, comment_id=input.comment_id)
         return await _on_post(info, input, command)
+
+
+@strawberry.type
+class Comment:
+    id: strawberry.ID
+    author_id: strawberry.ID
+    text: str
+    created_at: datetime
+    updated_at: datetime
+
+    @strawberry.field
+    async def author(self, info: Info) -> User | None:
+        row = await info.context.loaders.user.load(str(self.author_id))
+        return None if row is None else User.of(row)
+
+
+@strawberry.type
+class Post:
+    id: strawberry.ID
+    author_id: strawberry.ID
+    message: str
+    like_count: int
+    liked_by: list[strawberry.ID]
+    comments: list[Comment]
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+    @strawberry.field
+    async def author(self, info: Info) -> User | None:
+        row = await info.context.loaders.user.load(str(self.author_id))
+        return None if row is None else User.of(row)
+
+    @classmethod
+    def of(cls, row: PostRow) -> Post:
+        return cls(
+            id=strawberry.ID(row.id),
+            author_id=strawberry.ID(row.author_id),
+            message=row.message,
+            like_count=len(row.liked_by),
+            liked_by=[strawberry.ID(u) for u in row.liked_by],
+            comments=[
+                Comment(
+                    id=strawberry.ID(c.comment_id),
+                    author_id=strawberry.ID(c.author_id),
+                    text=c.text,
+                    created_at=c.created_at,
+                    updated_at=c.updated_at,
+                )
+                for c in row.comments
+            ],
+            version=row.version,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+        )
+
+
+@strawberry.type
+class PostEdge:
+    cursor: str
+    node: Post
+
+
+@strawberry.type
+class PostConnection:
+    edges: list[PostEdge]
+    page_info: PageInfo
+    total_count: int
+
+
+@strawberry.type
+class PostQueries:
+    @strawberry.field
+    async def post(
+        self, info: Info, id: strawberry.ID, min_position: Position | None = strawberry.UNSET
+    ) -> Post | None:
+        await caught_up(info, "posts", min_position)
+        row = await post_queries.get_post(info.context.services.engine, str(id))
+        return None if row is None else Post.of(row)
+
+    @strawberry.field
+    async def posts(
+        self,
+        info: Info,
+        first: int | None = 20,
+        after: str | None = strawberry.UNSET,
+        author_id: strawberry.ID | None = strawberry.UNSET,
+        min_position: Position | None = strawberry.UNSET,
+    ) -> PostConnection:
+        await caught_up(info, "posts", min_position)
+        with page_errors():
+            page = await post_queries.list_posts(
+                info.context.services.engine,
+                first=20 if first is None else first,
+                after=optional(after),
+                author_id=optional(author_id),
+            )
+        return PostConnection(
+            edges=[PostEdge(cursor=c, node=Post.of(row)) for c, row in page.items],
+            page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor),
+            total_count=page.total_count,
+        )

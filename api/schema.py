@@ -17,17 +17,20 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
-from api.catalog import CatalogMutations
+from api.catalog import CatalogMutations, CatalogQueries
 from api.errors import ErrorCodes, triage
 from api.history import HistoryQueries
 from api.operations import OperationQueries
-from api.orders import OrderMutations
-from api.posts import PostMutations
+from api.orders import OrderMutations, OrderQueries
+from api.posts import PostMutations, PostQueries
 from api.scalars import SCALARS
 from api.settings import Settings
 from api.users import UserMutations, UserQueries
 
-Query = merge_types("Query", (UserQueries, HistoryQueries, OperationQueries))
+Query = merge_types(
+    "Query",
+    (UserQueries, CatalogQueries, OrderQueries, PostQueries, HistoryQueries, OperationQueries),
+)
 Mutation = merge_types("Mutation", (UserMutations, CatalogMutations, OrderMutations, PostMutations))
 
 

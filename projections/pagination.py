@@ -5,9 +5,14 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Sequence
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Generic, TypeVar
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 T = TypeVar("T")
 
@@ -44,6 +49,63 @@ def decode_cursor(cursor: str, arity: int) -> list[Any]:
     return key
 
 
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+def prefix_query(search: str) -> str | None:
+    """`ada love` as the tsquery `ada:* & love:*`: every word, as a prefix."""
+    words = _WORD.findall(search.lower())
+    return " & ".join(f"{word}:*" for word in words) or None
+
+
 def check_page_size(first: int) -> None:
     if not 1 <= first <= MAX_PAGE_SIZE:
         raise InvalidPage(f"first must be between 1 and {MAX_PAGE_SIZE}, got {first}")
+
+
+async def keyset_page(
+    engine: AsyncEngine,
+    *,
+    table: str,
+    columns: str,
+    where: Sequence[str],
+    params: dict[str, Any],
+    first: int,
+    after: str | None,
+    make: Callable[[Any], T],
+) -> Page[T]:
+    """A page of `table` in (created_at, id) order, with the total count of matching rows."""
+    check_page_size(first)
+    condition = " AND ".join(where) or "TRUE"
+    page_condition = condition
+    params = {**params, "limit": first + 1}
+    if after is not None:
+        created_at, last_id = decode_cursor(after, 2)
+        try:
+            params["after_at"] = datetime.fromisoformat(created_at)
+        except (TypeError, ValueError) as error:
+            raise InvalidPage(f"malformed cursor {after!r}") from error
+        params["after_id"] = str(last_id)
+        page_condition += " AND (created_at, id) > (:after_at, :after_id)"
+    async with engine.connect() as connection:
+        rows = (
+            await connection.execute(
+                text(
+                    f"SELECT {columns} FROM {table} WHERE {page_condition} "
+                    "ORDER BY created_at, id LIMIT :limit"
+                ),
+                params,
+            )
+        ).all()
+        total = (
+            await connection.execute(
+                text(f"SELECT count(*) FROM {table} WHERE {condition}"), params
+            )
+        ).scalar_one()
+    return Page(
+        items=[
+            (encode_cursor(row.created_at.isoformat(), row.id), make(row)) for row in rows[:first]
+        ],
+        total_count=total,
+        has_next_page=len(rows) > first,
+    )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -10,16 +9,9 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from projections.pagination import (
-    InvalidPage,
-    Page,
-    check_page_size,
-    decode_cursor,
-    encode_cursor,
-)
+from projections.pagination import Page, keyset_page, prefix_query
 
 _COLUMNS = "id, email, name, age, age_group, version, created_at, updated_at"
-_WORD = re.compile(r"[\w]+", re.UNICODE)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -45,12 +37,6 @@ def _row(row: Any) -> UserRow:
     return UserRow(**row._mapping)
 
 
-def prefix_query(search: str) -> str | None:
-    """`ada love` as the tsquery `ada:* & love:*`: every word, as a prefix."""
-    words = _WORD.findall(search.lower())
-    return " & ".join(f"{word}:*" for word in words) or None
-
-
 async def get_users(engine: AsyncEngine, ids: list[str]) -> dict[str, UserRow]:
     async with engine.connect() as connection:
         rows = await connection.execute(
@@ -71,9 +57,8 @@ async def list_users(
     age_group: str | None = None,
 ) -> Page[UserRow]:
     """Users in registration order, filtered; `search` matches words of name and email."""
-    check_page_size(first)
-    conditions = ["TRUE"]
-    params: dict[str, Any] = {"limit": first + 1}
+    conditions: list[str] = []
+    params: dict[str, Any] = {}
     if search is not None:
         query = prefix_query(search)
         if query is None:
@@ -89,34 +74,15 @@ async def list_users(
     if age_group is not None:
         conditions.append("age_group = :age_group")
         params["age_group"] = age_group
-    where = " AND ".join(conditions)
-    page_where = where
-    if after is not None:
-        created_at, last_id = decode_cursor(after, 2)
-        try:
-            params["after_at"] = datetime.fromisoformat(created_at)
-        except (TypeError, ValueError) as error:
-            raise InvalidPage(f"malformed cursor {after!r}") from error
-        params["after_id"] = str(last_id)
-        page_where += " AND (created_at, id) > (:after_at, :after_id)"
-    async with engine.connect() as connection:
-        rows = (
-            await connection.execute(
-                text(
-                    f"SELECT {_COLUMNS} FROM users_view WHERE {page_where} "
-                    "ORDER BY created_at, id LIMIT :limit"
-                ),
-                params,
-            )
-        ).all()
-        total = (
-            await connection.execute(text(f"SELECT count(*) FROM users_view WHERE {where}"), params)
-        ).scalar_one()
-    users = [_row(row) for row in rows[:first]]
-    return Page(
-        items=[(encode_cursor(u.created_at.isoformat(), u.id), u) for u in users],
-        total_count=total,
-        has_next_page=len(rows) > first,
+    return await keyset_page(
+        engine,
+        table="users_view",
+        columns=_COLUMNS,
+        where=conditions,
+        params=params,
+        first=first,
+        after=after,
+        make=_row,
     )
 
 
