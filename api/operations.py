@@ -1,4 +1,4 @@
-"""Operations: the state of the read models."""
+"""Operations: the state of the read models, and rebuilding one."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from datetime import datetime
 import strawberry
 
 from api.context import Info
+from api.errors import ClientError
 from api.scalars import Position
 from projections.runner import ProjectionStatus as Status
 
@@ -47,3 +48,19 @@ class OperationQueries:
     @strawberry.field
     async def projections(self, info: Info) -> list[ProjectionStatus]:
         return [ProjectionStatus.of(s) for s in await info.context.services.runner.statuses()]
+
+
+@strawberry.type
+class OperationMutations:
+    @strawberry.mutation(
+        description="Rebuild one read model from the first event; queries keep answering from "
+        "the old tables until the new ones have caught up."
+    )
+    async def rebuild_projection(self, info: Info, name: str) -> ProjectionStatus:
+        runner = info.context.services.runner
+        if name not in runner.projectors:
+            known = ", ".join(sorted(runner.projectors))
+            raise ClientError("NOT_FOUND", f"no projection {name!r}; known: {known}")
+        await runner.rebuild(name)
+        (status,) = [s for s in await runner.statuses() if s.name == name]
+        return ProjectionStatus.of(status)
