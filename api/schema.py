@@ -20,7 +20,7 @@ from strawberry.types import ExecutionContext
 from api.catalog import CatalogMutations, CatalogQueries
 from api.errors import ErrorCodes, triage
 from api.history import HistoryQueries
-from api.operations import OperationQueries
+from api.operations import OperationMutations, OperationQueries
 from api.orders import OrderMutations, OrderQueries
 from api.posts import PostMutations, PostQueries
 from api.scalars import SCALARS
@@ -31,7 +31,10 @@ Query = merge_types(
     "Query",
     (UserQueries, CatalogQueries, OrderQueries, PostQueries, HistoryQueries, OperationQueries),
 )
-Mutation = merge_types("Mutation", (UserMutations, CatalogMutations, OrderMutations, PostMutations))
+Mutation = merge_types(
+    "Mutation",
+    (UserMutations, CatalogMutations, OrderMutations, PostMutations, OperationMutations),
+)
 
 
 class ChronicleSchema(strawberry.Schema):
