@@ -52,7 +52,7 @@ class OperationQueries:
 
 @strawberry.type
 class OperationMutations:
-    @strawberry.mutation(
+    @strawberry.mutation(  # type: ignore[untyped-decorator]
         description="Rebuild one read model from the first event; queries keep answering from "
         "the old tables until the new ones have caught up."
     )
