@@ -23,11 +23,20 @@ REBUILD = "mutation($name: String!) { rebuildProjection(name: $name) { name stat
 
 async def test_products_are_queried_by_search_and_stock(client: GraphQLClient) -> None:
     tag = uuid.uuid4().hex[:8]
-    lamp = (await run(client, "addProduct", sku=f"LAMP-{tag}", name=f"Lamp {tag}", priceCents=1500, initialStock=3))
+    lamp = await run(
+        client, "addProduct", sku=f"LAMP-{tag}", name=f"Lamp {tag}", priceCents=1500, initialStock=3
+    )
     empty = await run(client, "addProduct", sku=f"VASE-{tag}", name=f"Vase {tag}", priceCents=900)
     restocked = await run(client, "restockProduct", productId=lamp["streamId"], quantity=2)
-    product = (await client.execute(PRODUCT, id=lamp["streamId"], min=restocked["position"]))["product"]
-    assert (product["stockOnHand"], product["stockReserved"], product["stockAvailable"], product["version"]) == (5, 0, 5, 2)
+    product = (await client.execute(PRODUCT, id=lamp["streamId"], min=restocked["position"]))[
+        "product"
+    ]
+    assert (
+        product["stockOnHand"],
+        product["stockReserved"],
+        product["stockAvailable"],
+        product["version"],
+    ) == (5, 0, 5, 2)
     found = (await client.execute(PRODUCTS, search=tag, min=empty["position"]))["products"]
     assert found["totalCount"] == 2
     in_stock = (await client.execute(PRODUCTS, search=tag, inStock=True))["products"]
@@ -39,7 +48,14 @@ async def test_products_are_queried_by_search_and_stock(client: GraphQLClient) -
 async def test_an_order_reads_with_its_customer_lines_and_products(client: GraphQLClient) -> None:
     customer = await new_user(client)
     lamp = await new_product(client, 1500)
-    order = (await run(client, "createOrder", customerId=customer, shippingAddress={**ADDRESS, "line2": "Apt 4"}))["streamId"]
+    order = (
+        await run(
+            client,
+            "createOrder",
+            customerId=customer,
+            shippingAddress={**ADDRESS, "line2": "Apt 4"},
+        )
+    )["streamId"]
     await run(client, "addLineItem", orderId=order, productId=lamp, quantity=2)
     placed = await run(client, "placeOrder", orderId=order)
     read = (await client.execute(ORDER, id=order, min=placed["position"]))["order"]
@@ -52,9 +68,15 @@ async def test_an_order_reads_with_its_customer_lines_and_products(client: Graph
     mine = (await client.execute(ORDERS, customer=customer, min=placed["position"]))["orders"]
     assert [e["node"]["id"] for e in mine["edges"]] == [order]
     cancelled = await run(client, "cancelOrder", orderId=order, reason="no longer needed")
-    by_status = (await client.execute(ORDERS, customer=customer, status="CANCELLED", min=cancelled["position"]))["orders"]
+    by_status = (
+        await client.execute(
+            ORDERS, customer=customer, status="CANCELLED", min=cancelled["position"]
+        )
+    )["orders"]
     assert by_status["totalCount"] == 1
-    assert (await client.execute(ORDERS, customer=customer, status="PLACED"))["orders"]["totalCount"] == 0
+    assert (await client.execute(ORDERS, customer=customer, status="PLACED"))["orders"][
+        "totalCount"
+    ] == 0
 
 
 async def test_a_post_reads_with_likes_comments_and_authors(client: GraphQLClient) -> None:
@@ -64,7 +86,9 @@ async def test_a_post_reads_with_likes_comments_and_authors(client: GraphQLClien
     commented = await run(client, "addComment", postId=post, authorId=fan, text="Nice")
     read = (await client.execute(POST, id=post, min=commented["position"]))["post"]
     assert (read["likeCount"], read["likedBy"], read["author"]["id"]) == (1, [fan], author)
-    assert [(c["authorId"], c["text"], c["author"]["name"]) for c in read["comments"]] == [(fan, "Nice", "Buyer")]
+    assert [(c["authorId"], c["text"], c["author"]["name"]) for c in read["comments"]] == [
+        (fan, "Nice", "Buyer")
+    ]
     listed = (await client.execute(POSTS, author=author, min=commented["position"]))["posts"]
     assert [(e["node"]["id"], e["node"]["likeCount"]) for e in listed["edges"]] == [(post, 1)]
     deleted = await run(client, "deletePost", postId=post)
@@ -72,12 +96,16 @@ async def test_a_post_reads_with_likes_comments_and_authors(client: GraphQLClien
 
 
 async def test_rebuild_projection_through_graphql(client: GraphQLClient) -> None:
-    product = await run(client, "addProduct", sku=f"R-{uuid.uuid4().hex[:8]}", name="R", priceCents=1)
+    product = await run(
+        client, "addProduct", sku=f"R-{uuid.uuid4().hex[:8]}", name="R", priceCents=1
+    )
     status = (await client.execute(REBUILD, name="products"))["rebuildProjection"]
     assert status["name"] == "products"
     assert status["status"] in {"rebuilding", "running"}
     # The rebuilt table still answers, with the product in it.
-    read = (await client.execute(PRODUCT, id=product["streamId"], min=product["position"]))["product"]
+    read = (await client.execute(PRODUCT, id=product["streamId"], min=product["position"]))[
+        "product"
+    ]
     assert read["version"] == 1
     assert await client.code(REBUILD, name="nope") == "NOT_FOUND"
 
