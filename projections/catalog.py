@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import text
@@ -27,6 +28,12 @@ class ProductsProjector:
     event_types = frozenset({"ProductAdded", "ProductPriceChanged", *_STOCK_MOVES})
 
     async def apply(
+        self, connection: AsyncConnection, events: Sequence[RecordedEvent], tables: Tables
+    ) -> None:
+        for event in events:
+            await self._apply_one(connection, event, tables)
+
+    async def _apply_one(
         self, connection: AsyncConnection, event: RecordedEvent, tables: Tables
     ) -> None:
         table, data = tables["products_view"], event.data

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import text
@@ -31,6 +32,12 @@ class OrdersProjector:
     event_types = frozenset({"OrderCreated", *_TRANSITIONS})
 
     async def apply(
+        self, connection: AsyncConnection, events: Sequence[RecordedEvent], tables: Tables
+    ) -> None:
+        for event in events:
+            await self._apply_one(connection, event, tables)
+
+    async def _apply_one(
         self, connection: AsyncConnection, event: RecordedEvent, tables: Tables
     ) -> None:
         orders, lines = tables["orders_view"], tables["order_lines_view"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import text
@@ -27,6 +28,12 @@ class PostsProjector:
     event_types = frozenset({"PostCreated", *_POST_UPDATES})
 
     async def apply(
+        self, connection: AsyncConnection, events: Sequence[RecordedEvent], tables: Tables
+    ) -> None:
+        for event in events:
+            await self._apply_one(connection, event, tables)
+
+    async def _apply_one(
         self, connection: AsyncConnection, event: RecordedEvent, tables: Tables
     ) -> None:
         posts, comments = tables["posts_view"], tables["post_comments_view"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -36,9 +36,10 @@ def rebuild_table(name: str) -> str:
 class Projector(Protocol):
     """Keeps read-model tables up to date from the feed.
 
-    `apply` runs inside the runner's transaction, which also stores the projector's checkpoint:
-    each event takes effect exactly once. It writes only to the tables it is given, so a
-    rebuild can run it into fresh copies while the live tables keep answering queries.
+    `apply` gets a batch of events of its `event_types`, in feed order, inside the runner's
+    transaction, which also stores the projector's checkpoint: each event takes effect exactly
+    once. It writes only to the tables it is given, so a rebuild can run it into fresh copies
+    while the live tables keep answering queries.
     """
 
     name: str
@@ -46,5 +47,5 @@ class Projector(Protocol):
     event_types: frozenset[str]
 
     async def apply(
-        self, connection: AsyncConnection, event: RecordedEvent, tables: Tables
+        self, connection: AsyncConnection, events: Sequence[RecordedEvent], tables: Tables
     ) -> None: ...

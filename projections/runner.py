@@ -152,9 +152,9 @@ class ProjectionRunner:
         tables: Tables,
         checkpoint_name: str,
     ) -> None:
-        for event in events:
-            if event.event_type in projector.event_types:
-                await projector.apply(connection, event, tables)
+        relevant = [event for event in events if event.event_type in projector.event_types]
+        if relevant:
+            await projector.apply(connection, relevant, tables)
         if events:
             await _save_checkpoint(connection, checkpoint_name, events[-1].checkpoint)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -13,51 +15,72 @@ USER_EVENTS = frozenset({"UserRegistered", "UserUpdated"})
 
 
 class UsersProjector:
-    """`users_view`: one row per user. Upserts are guarded by the stream version."""
+    """`users_view`: one row per user. Registrations in a batch go in with one statement;
+    updates are guarded by the stream version."""
 
     name = "users"
     tables: tuple[str, ...] = ("users_view",)
     event_types = USER_EVENTS
 
     async def apply(
-        self, connection: AsyncConnection, event: RecordedEvent, tables: Tables
+        self, connection: AsyncConnection, events: Sequence[RecordedEvent], tables: Tables
     ) -> None:
-        data = event.data
         table = tables["users_view"]
-        if event.event_type == "UserRegistered":
-            await connection.execute(
-                text(
-                    f"INSERT INTO {table} (id, email, name, age, age_group, version, created_at, "
-                    "updated_at) VALUES (:id, :email, :name, :age, :age_group, :version, :at, :at) "
-                    "ON CONFLICT (id) DO NOTHING"
-                ),
-                {
-                    "id": event.stream_id,
-                    "email": data["email"],
-                    "name": data["name"],
-                    "age": data["age"],
-                    "age_group": age_group(data["age"]),
-                    "version": event.version,
-                    "at": event.recorded_at,
-                },
-            )
-        else:
-            age = data.get("age")
-            await connection.execute(
-                text(
-                    f"UPDATE {table} SET name = coalesce(:name, name), age = coalesce(:age, age), "
-                    "age_group = coalesce(:age_group, age_group), version = :version, "
-                    "updated_at = :at WHERE id = :id AND version < :version"
-                ),
-                {
-                    "id": event.stream_id,
-                    "name": data.get("name"),
-                    "age": age,
-                    "age_group": None if age is None else age_group(age),
-                    "version": event.version,
-                    "at": event.recorded_at,
-                },
-            )
+        registrations: list[RecordedEvent] = []
+        for event in events:
+            if event.event_type == "UserRegistered":
+                registrations.append(event)
+                continue
+            # An update may follow a registration of the same batch: write those first.
+            await self._register(connection, registrations, table)
+            registrations = []
+            await self._update(connection, event, table)
+        await self._register(connection, registrations, table)
+
+    async def _register(
+        self, connection: AsyncConnection, events: list[RecordedEvent], table: str
+    ) -> None:
+        if not events:
+            return
+        await connection.execute(
+            text(
+                f"INSERT INTO {table} (id, email, name, age, age_group, version, created_at, "
+                "updated_at) SELECT r.id, r.email, r.name, r.age, r.age_group, r.version, "
+                "r.at, r.at "
+                "FROM unnest(CAST(:ids AS text[]), CAST(:emails AS text[]), "
+                "CAST(:names AS text[]), CAST(:ages AS integer[]), CAST(:groups AS text[]), "
+                "CAST(:versions AS integer[]), CAST(:ats AS timestamptz[])) "
+                "AS r(id, email, name, age, age_group, version, at) "
+                "ON CONFLICT (id) DO NOTHING"
+            ),
+            {
+                "ids": [e.stream_id for e in events],
+                "emails": [e.data["email"] for e in events],
+                "names": [e.data["name"] for e in events],
+                "ages": [e.data["age"] for e in events],
+                "groups": [age_group(e.data["age"]) for e in events],
+                "versions": [e.version for e in events],
+                "ats": [e.recorded_at for e in events],
+            },
+        )
+
+    async def _update(self, connection: AsyncConnection, event: RecordedEvent, table: str) -> None:
+        age = event.data.get("age")
+        await connection.execute(
+            text(
+                f"UPDATE {table} SET name = coalesce(:name, name), age = coalesce(:age, age), "
+                "age_group = coalesce(:age_group, age_group), version = :version, "
+                "updated_at = :at WHERE id = :id AND version < :version"
+            ),
+            {
+                "id": event.stream_id,
+                "name": event.data.get("name"),
+                "age": age,
+                "age_group": None if age is None else age_group(age),
+                "version": event.version,
+                "at": event.recorded_at,
+            },
+        )
 
 
 class UserSummaryProjector:
@@ -69,6 +92,12 @@ class UserSummaryProjector:
     event_types = USER_EVENTS
 
     async def apply(
+        self, connection: AsyncConnection, events: Sequence[RecordedEvent], tables: Tables
+    ) -> None:
+        for event in events:
+            await self._apply_one(connection, event, tables)
+
+    async def _apply_one(
         self, connection: AsyncConnection, event: RecordedEvent, tables: Tables
     ) -> None:
         summary, ages = tables["user_summary"], tables["user_summary_ages"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
 import pytest
@@ -109,9 +109,9 @@ class Exploding:
     event_types = frozenset({"UserRegistered"})
 
     async def apply(
-        self, connection: AsyncConnection, event: RecordedEvent, tables: Tables
+        self, connection: AsyncConnection, events: Sequence[RecordedEvent], tables: Tables
     ) -> None:
-        if event.stream_id == "bad":
+        if any(event.stream_id == "bad" for event in events):
             raise RuntimeError("cannot project this one")
 
 
