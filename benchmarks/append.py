@@ -8,7 +8,7 @@
 Both run against the same fresh database, with 1 and 16 concurrent writers, interleaved over
 several rounds so machine noise hits both alike. Prints events/s and the ratio b/a.
 
-    python benchmarks/append.py [--seconds 5] [--rounds 3] [--server postgresql://...]
+    python -m benchmarks.append [--seconds 5] [--rounds 3] [--server postgresql://...]
 
 The server defaults to TEST_DATABASE_URL, else 127.0.0.1:5432.
 """
