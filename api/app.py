@@ -9,6 +9,8 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import anyio
+from broadcaster import Broadcast
+from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
@@ -16,12 +18,14 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 
+from api.broadcast import RingListener
 from api.context import Context, Services
 from api.loaders import Loaders
 from api.schema import build_schema
 from api.settings import Settings
 from domain import catalog, orders, posts, users
 from projections.catalog import ProductsProjector
+from projections.live import LiveFeed
 from projections.orders import OrdersProjector
 from projections.posts import PostsProjector
 from projections.projector import Projector
@@ -30,6 +34,7 @@ from projections.users import UsersProjector, UserSummaryProjector
 from store import migrations
 from store.command_handler import CommandHandler
 from store.database import create_engine, plain_url
+from store.doorbell import RING_CHANNEL, Doorbell, Notify, pg_notifier
 from store.event_store import EventStore
 from store.serialization import Aggregates
 from store.upcasting import Upcasters
@@ -80,7 +85,7 @@ def _describe(url: str) -> str:
 
 @contextlib.asynccontextmanager
 async def services(settings: Settings) -> AsyncIterator[Services]:
-    """Every service, built in order and torn down in reverse; the runner starts if enabled."""
+    """Every service, built in order and torn down in reverse; background tasks start here."""
     embedded = None
     url = settings.database_url
     if url is None:
@@ -92,42 +97,81 @@ async def services(settings: Settings) -> AsyncIterator[Services]:
     else:
         log.info("database: %s (from DATABASE_URL)", _describe(url))
     engine = create_engine(url)
-    store: EventStore | None = None
     stop = asyncio.Event()
-    running: asyncio.Task[None] | None = None
-    try:
+    tasks: list[asyncio.Task[None]] = []
+    async with contextlib.AsyncExitStack() as cleanup:
+        cleanup.callback(_log_stopped, embedded)
+        if embedded is not None:
+            cleanup.push_async_callback(anyio.to_thread.run_sync, embedded.stop)
+        cleanup.push_async_callback(engine.dispose)
         if settings.migrate_on_start:
             await migrations.upgrade(engine)
             log.info("database schema is up to date")
+        ring_url, notify = await _doorbell(settings, url, engine, cleanup)
         upcasters = Upcasters()
         aggregates = register_aggregates(Aggregates(upcasters))
-        store = EventStore(engine, upcasters)
-        handler = CommandHandler(store, aggregates)
+        store = EventStore(engine, upcasters, Doorbell(notify))
+        cleanup.push_async_callback(store.close)
         runner = ProjectionRunner(
             engine, store, all_projectors(), batch_size=settings.projection_batch_size
         )
-        store.doorbell.listen_locally(runner.wake)
+        live = LiveFeed(store, buffer_size=settings.subscriber_buffer)
+
+        def wake_readers(position: int | None = None) -> None:
+            runner.wake()
+            live.wake()
+
+        store.doorbell.listen_locally(wake_readers)
         await runner.ensure_checkpoints()
+
+        async def stop_tasks() -> None:
+            stop.set()
+            await asyncio.gather(*tasks)
+
+        cleanup.push_async_callback(stop_tasks)
+        tasks.append(asyncio.create_task(live.run(stop), name="live feed"))
         if settings.run_projections:
-            running = asyncio.create_task(runner.run(stop), name="projection runner")
+            tasks.append(asyncio.create_task(runner.run(stop), name="projection runner"))
+        if ring_url is not None:
+            rings = RingListener(ring_url, wake_readers)
+            tasks.append(asyncio.create_task(rings.run(stop), name="doorbell listener"))
         yield Services(
             settings=settings,
             engine=engine,
             store=store,
             aggregates=aggregates,
-            handler=handler,
+            handler=CommandHandler(store, aggregates),
             runner=runner,
+            live=live,
         )
-    finally:
-        stop.set()
-        if running is not None:
-            await running
-        if store is not None:
-            await store.close()
-        await engine.dispose()
-        if embedded is not None:
-            await anyio.to_thread.run_sync(embedded.stop)
-            log.info("embedded PostgreSQL stopped")
+
+
+def _log_stopped(embedded: object | None) -> None:
+    if embedded is not None:
+        log.info("embedded PostgreSQL stopped")
+
+
+async def _doorbell(
+    settings: Settings, database_url: str, engine: AsyncEngine, cleanup: contextlib.AsyncExitStack
+) -> tuple[str | None, Notify | None]:
+    """Where rings come from (a broadcaster URL, or None for this process only) and how they
+    are sent."""
+    chosen = settings.broadcast_url
+    if chosen is None:
+        log.info("doorbell: the database (LISTEN/NOTIFY)")
+        return plain_url(database_url), pg_notifier(engine)
+    if chosen.startswith("memory://"):
+        log.info("doorbell: this process only (memory://)")
+        return None, None
+    publisher = Broadcast(chosen)
+    await publisher.connect()
+    cleanup.push_async_callback(publisher.disconnect)
+    log.info("doorbell: %s", chosen.split("@")[-1])
+
+    async def publish(payload: str) -> None:
+        await publisher.publish(RING_CHANNEL, payload)
+
+    return chosen, publish
 
 
 def create_app(settings: Settings | None = None) -> Starlette:

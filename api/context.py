@@ -12,6 +12,7 @@ from starlette.websockets import WebSocket
 
 from api.loaders import Loaders
 from api.settings import Settings
+from projections.live import LiveFeed
 from projections.runner import ProjectionRunner
 from store.command_handler import CommandContext, CommandHandler
 from store.event_store import EventStore
@@ -28,6 +29,7 @@ class Services:
     aggregates: Aggregates
     handler: CommandHandler
     runner: ProjectionRunner
+    live: LiveFeed
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

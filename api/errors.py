@@ -23,6 +23,7 @@ CODES = frozenset(
         "STALE_READ_TIMEOUT",
         "UNAUTHENTICATED",
         "FORBIDDEN",
+        "FELL_BEHIND",
     }
 )
 

@@ -25,6 +25,7 @@ from api.orders import OrderMutations, OrderQueries
 from api.posts import PostMutations, PostQueries
 from api.scalars import SCALARS
 from api.settings import Settings
+from api.subscriptions import Subscription
 from api.users import UserMutations, UserQueries
 
 Query = merge_types(
@@ -58,6 +59,7 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     return ChronicleSchema(
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
         extensions=extensions,
         config=StrawberryConfig(scalar_map=SCALARS),
     )

@@ -17,7 +17,11 @@ class Settings:
     database_url: str | None = None
     """PostgreSQL to use; None starts an embedded server under `data_dir`."""
     data_dir: Path = Path(".chronicle")
-    broadcast_url: str = "memory://"
+    broadcast_url: str | None = None
+    """Where rings travel between processes: None for the database itself (LISTEN/NOTIFY),
+    `memory://` for one process only, or `redis://host:port`."""
+    subscriber_buffer: int = 1_000
+    """Events a subscriber may fall behind before it is told to resume with `after`."""
     host: str = "127.0.0.1"
     port: int = 8000
     log_level: str = "info"
@@ -41,7 +45,10 @@ class Settings:
         return cls(
             database_url=env.get("DATABASE_URL") or None,
             data_dir=Path(env.get("CHRONICLE_DATA_DIR", str(defaults.data_dir))),
-            broadcast_url=env.get("BROADCAST_URL", defaults.broadcast_url),
+            broadcast_url=env.get("BROADCAST_URL") or None,
+            subscriber_buffer=int(
+                env.get("CHRONICLE_SUBSCRIBER_BUFFER", defaults.subscriber_buffer)
+            ),
             host=env.get("CHRONICLE_HOST", defaults.host),
             port=int(env.get("CHRONICLE_PORT", defaults.port)),
             log_level=env.get("LOG_LEVEL", defaults.log_level).lower(),

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -24,13 +24,27 @@ RING_CHANNEL = "chronicle_events"
 log = logging.getLogger(__name__)
 
 
+Notify = Callable[[str], Awaitable[None]]
+"""Sends one ring (the position, as text) to the other processes."""
+
+
+def pg_notifier(engine: AsyncEngine, channel: str = RING_CHANNEL) -> Notify:
+    """Rings with `pg_notify` on the service's own database."""
+
+    async def notify(payload: str) -> None:
+        async with engine.connect() as connection:
+            # One statement in autocommit: a single round trip.
+            driver = (await connection.get_raw_connection()).driver_connection
+            assert driver is not None
+            await driver.execute("SELECT pg_notify($1, $2)", channel, payload)
+
+    return notify
+
+
 class Doorbell:
-    def __init__(
-        self, engine: AsyncEngine | None, channel: str = RING_CHANNEL, interval: float = 0.005
-    ) -> None:
-        """With no engine, rings reach only this process's local listeners."""
-        self.engine = engine
-        self.channel = channel
+    def __init__(self, notify: Notify | None, interval: float = 0.005) -> None:
+        """With no `notify`, rings reach only this process's local listeners."""
+        self.notify = notify
         self.interval = interval
         self._latest = 0
         self._rung = 0
@@ -45,22 +59,18 @@ class Doorbell:
         """Announce a commit up to `position`; returns at once."""
         for listener in self._local:
             listener(position)
-        if self.engine is None:
+        if self.notify is None:
             return
         self._latest = max(self._latest, position)
         if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._notify())
+            self._task = asyncio.get_running_loop().create_task(self._send())
 
-    async def _notify(self) -> None:
-        assert self.engine is not None
+    async def _send(self) -> None:
+        assert self.notify is not None
         while self._rung < self._latest:
             target = self._latest
             try:
-                async with self.engine.connect() as connection:
-                    # One statement in autocommit: a single round trip.
-                    driver = (await connection.get_raw_connection()).driver_connection
-                    assert driver is not None
-                    await driver.execute("SELECT pg_notify($1, $2)", self.channel, str(target))
+                await self.notify(str(target))
             except Exception:
                 # Listeners fall back on their safety poll; the events are safe in the store.
                 log.warning("could not ring the doorbell up to %s", target, exc_info=True)

@@ -17,7 +17,7 @@ import msgspec
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from store.doorbell import Doorbell
+from store.doorbell import Doorbell, pg_notifier
 from store.errors import CommandAlreadyProcessed, DuplicateEventId, WrongExpectedVersion
 from store.events import (
     FEED_START,
@@ -73,7 +73,7 @@ class EventStore:
     ) -> None:
         self.engine = engine
         self.upcasters = upcasters or Upcasters()
-        self.doorbell = doorbell or Doorbell(engine)
+        self.doorbell = doorbell or Doorbell(pg_notifier(engine))
 
     async def close(self) -> None:
         """Wait for the last ring to go out."""
@@ -279,6 +279,20 @@ class EventStore:
                 },
             )
             return [self._recorded(row) for row in result.mappings()]
+
+    async def feed_head(self) -> FeedCheckpoint:
+        """The checkpoint of the last event the gap-safe feed can deliver now."""
+        async with self.engine.connect() as connection:
+            row = (
+                await connection.execute(
+                    text(
+                        "SELECT transaction_id::text AS tx, position FROM events "
+                        "WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot()) "
+                        "ORDER BY transaction_id DESC, position DESC LIMIT 1"
+                    )
+                )
+            ).first()
+        return FEED_START if row is None else FeedCheckpoint(int(row.tx), row.position)
 
     async def checkpoint_at(self, position: int) -> FeedCheckpoint | None:
         """The feed checkpoint of the event at `position` (0 is the start of the feed)."""

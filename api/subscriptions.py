@@ -1,0 +1,104 @@
+"""Subscriptions: committed events and changed read models, pushed over websockets."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+
+import strawberry
+
+from api.commands import optional
+from api.context import Info
+from api.errors import ClientError, validation_failed
+from api.orders import Order
+from api.posts import Post
+from api.scalars import Position
+from api.types import Event
+from projections import order_queries, post_queries
+from projections.live import EventFilter, FellBehind
+from projections.runner import StaleRead
+from store.events import RecordedEvent
+
+
+def fell_behind(error: FellBehind) -> ClientError:
+    return ClientError(
+        "FELL_BEHIND",
+        str(error),
+        resumeAfter=None if error.last_position is None else str(error.last_position),
+    )
+
+
+async def _changes(
+    info: Info, stream_id: str, projection: str
+) -> AsyncGenerator[RecordedEvent, None]:
+    """Each event of `stream_id`, once `projection` has applied it."""
+    services = info.context.services
+    try:
+        async for event in services.live.subscribe(EventFilter(stream_id=stream_id)):
+            try:
+                await services.runner.wait_for(
+                    projection, event.position, services.settings.stale_read_timeout
+                )
+            except StaleRead:
+                continue  # a later event will carry the change with it
+            yield event
+    except FellBehind as error:
+        raise fell_behind(error) from error
+
+
+@strawberry.type
+class Subscription:
+    @strawberry.subscription(
+        description="Every committed event, live, in the feed's order (each stream's events by "
+        "version). With `after`, first every event after that position (catch-up from the "
+        "store), then live, with no gap and no duplicate. Filters combine with AND."
+    )  # type: ignore[untyped-decorator]
+    async def events(
+        self,
+        info: Info,
+        after: Position | None = strawberry.UNSET,
+        stream_id: strawberry.ID | None = strawberry.UNSET,
+        stream_type: str | None = strawberry.UNSET,
+        types: list[str] | None = strawberry.UNSET,
+    ) -> AsyncGenerator[Event, None]:
+        services = info.context.services
+        checkpoint = None
+        if (position := optional(after)) is not None:
+            checkpoint = await services.store.checkpoint_at(position)
+            if checkpoint is None:
+                raise validation_failed(f"no event at position {position}")
+        chosen = optional(types)
+        accepts = EventFilter(
+            stream_id=optional(stream_id),
+            stream_type=optional(stream_type),
+            types=None if chosen is None else frozenset(chosen),
+        )
+        try:
+            async for event in services.live.subscribe(accepts, after=checkpoint):
+                yield Event.of(event)
+        except FellBehind as error:
+            raise fell_behind(error) from error
+
+    @strawberry.subscription(
+        description="The order's read model each time a projection changes it."
+    )  # type: ignore[untyped-decorator]
+    async def order_changed(
+        self, info: Info, order_id: strawberry.ID
+    ) -> AsyncGenerator[Order, None]:
+        sent = 0
+        async for _ in _changes(info, str(order_id), "orders"):
+            row = await order_queries.get_order(info.context.services.engine, str(order_id))
+            if row is not None and row.version > sent:  # never an older state than the last
+                sent = row.version
+                yield Order.of(row)
+
+    @strawberry.subscription(
+        description="The post's read model each time a projection changes it (new like, "
+        "comment, edit)."
+    )  # type: ignore[untyped-decorator]
+    async def post_changed(self, info: Info, post_id: strawberry.ID) -> AsyncGenerator[Post, None]:
+        sent = 0
+        async for _ in _changes(info, str(post_id), "posts"):
+            row = await post_queries.get_post(info.context.services.engine, str(post_id))
+            if row is not None and row.version > sent:
+                sent = row.version
+                yield Post.of(row)

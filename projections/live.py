@@ -1,0 +1,183 @@
+"""The live feed: one reader per process, handing newly committed events to its subscribers.
+
+The events table is the truth; a ring only says "read again". The reader follows the gap-safe
+feed from its own checkpoint, woken by rings and by a safety poll, so a lost ring or a dead
+listener adds latency and never loses an event. Each subscriber has a bounded buffer: one that
+falls too far behind is cut off with `FellBehind` (resume with `after`), and never slows the
+others.
+
+A subscription given `after` registers for live events first, then reads the store from
+`after` up to the checkpoint it registered at, then takes the live events beyond it: no gap, no
+duplicate, in feed order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+
+from store.event_store import EventStore
+from store.events import FeedCheckpoint, RecordedEvent
+
+log = logging.getLogger(__name__)
+
+
+class FellBehind(Exception):
+    """A subscriber's buffer overflowed; it must resume with `after` its last position."""
+
+    def __init__(self, last_position: int | None) -> None:
+        self.last_position = last_position
+        resume = "the last position you received" if last_position is None else last_position
+        super().__init__(
+            f"this subscription fell too far behind the live feed and was ended; subscribe "
+            f"again with after: {resume} to resume without a gap"
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EventFilter:
+    stream_id: str | None = None
+    stream_type: str | None = None
+    types: frozenset[str] | None = None
+
+    def __call__(self, event: RecordedEvent) -> bool:
+        return (
+            (self.stream_id is None or event.stream_id == self.stream_id)
+            and (self.stream_type is None or event.stream_type == self.stream_type)
+            and (self.types is None or event.event_type in self.types)
+        )
+
+
+@dataclass(eq=False, slots=True)
+class _Subscriber:
+    accepts: Callable[[RecordedEvent], bool]
+    queue: asyncio.Queue[RecordedEvent]
+    overflowed: bool = False
+    woken: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class LiveFeed:
+    def __init__(
+        self,
+        store: EventStore,
+        *,
+        buffer_size: int = 1_000,
+        poll_interval: float = 1.0,
+        batch_size: int = 500,
+    ) -> None:
+        self.store = store
+        self.buffer_size = buffer_size
+        self.poll_interval = poll_interval
+        self.batch_size = batch_size
+        self.checkpoint: FeedCheckpoint | None = None
+        self._subscribers: set[_Subscriber] = set()
+        self._wake = asyncio.Event()
+        self._started = asyncio.Event()
+        self._closed = False
+
+    def wake(self, position: int | None = None) -> None:
+        self._wake.set()
+
+    @property
+    def subscriber_count(self) -> int:
+        return len(self._subscribers)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Follow the feed from its current head until `stop`."""
+        self.checkpoint = await self.store.feed_head()
+        self._started.set()
+        while not stop.is_set():
+            self._wake.clear()
+            try:
+                while batch := await self.store.read_feed(self.checkpoint, limit=self.batch_size):
+                    self._hand_out(batch)
+                    self.checkpoint = batch[-1].checkpoint
+            except Exception:
+                log.warning("live feed could not read the store; retrying", exc_info=True)
+            waiters = [asyncio.ensure_future(e.wait()) for e in (stop, self._wake)]
+            await asyncio.wait(waiters, timeout=self.poll_interval, return_when="FIRST_COMPLETED")
+            for waiter in waiters:
+                waiter.cancel()
+        self._closed = True
+        for subscriber in self._subscribers:
+            subscriber.woken.set()
+
+    def _hand_out(self, events: Sequence[RecordedEvent]) -> None:
+        for subscriber in list(self._subscribers):
+            if subscriber.overflowed:
+                continue
+            for event in events:
+                if not subscriber.accepts(event):
+                    continue
+                try:
+                    subscriber.queue.put_nowait(event)
+                except asyncio.QueueFull:
+                    subscriber.overflowed = True
+                    # Free its memory at once: it will be told to resume from the store.
+                    while not subscriber.queue.empty():
+                        subscriber.queue.get_nowait()
+                    break
+            subscriber.woken.set()
+
+    async def subscribe(
+        self,
+        accepts: Callable[[RecordedEvent], bool],
+        *,
+        after: FeedCheckpoint | None = None,
+    ) -> AsyncIterator[RecordedEvent]:
+        """Events that `accepts`, after `after` (from the store, then live) or from now."""
+        await self._started.wait()
+        subscriber = _Subscriber(accepts=accepts, queue=asyncio.Queue(self.buffer_size))
+        self._subscribers.add(subscriber)
+        registered_at = self.checkpoint
+        assert registered_at is not None
+        last: FeedCheckpoint | None = after
+        last_position: int | None = None if after is None else after.position
+        try:
+            if after is not None:
+                # Catch up from the store up to where the live hand-off began.
+                while last is not None and last < registered_at:
+                    batch = await self.store.read_feed(last, limit=self.batch_size)
+                    if not batch:
+                        break
+                    for event in batch:
+                        if event.checkpoint > registered_at:
+                            break
+                        last, last_position = event.checkpoint, event.position
+                        if accepts(event):
+                            yield event
+                    else:
+                        continue
+                    break
+            while True:
+                if subscriber.overflowed:
+                    raise FellBehind(last_position)
+                try:
+                    event = subscriber.queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    if self._closed:
+                        return  # the server is shutting down: end the subscription cleanly
+                    subscriber.woken.clear()
+                    await subscriber.woken.wait()
+                    continue
+                if last is not None and event.checkpoint <= last:
+                    continue  # already sent during catch-up
+                last, last_position = event.checkpoint, event.position
+                yield event
+        finally:
+            self._subscribers.discard(subscriber)
+
+
+@contextlib.asynccontextmanager
+async def running(feed: LiveFeed) -> AsyncIterator[LiveFeed]:
+    """Run `feed` for the duration of the block."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(feed.run(stop), name="live feed")
+    try:
+        yield feed
+    finally:
+        stop.set()
+        await task
