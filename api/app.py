@@ -113,9 +113,15 @@ async def services(settings: Settings) -> AsyncIterator[Services]:
         store = EventStore(engine, upcasters, Doorbell(notify))
         cleanup.push_async_callback(store.close)
         runner = ProjectionRunner(
-            engine, store, all_projectors(), batch_size=settings.projection_batch_size
+            engine,
+            store,
+            all_projectors(),
+            batch_size=settings.projection_batch_size,
+            poll_interval=settings.safety_poll,
         )
-        live = LiveFeed(store, buffer_size=settings.subscriber_buffer)
+        live = LiveFeed(
+            store, buffer_size=settings.subscriber_buffer, poll_interval=settings.safety_poll
+        )
 
         def wake_readers(position: int | None = None) -> None:
             runner.wake()

@@ -20,6 +20,8 @@ class Settings:
     broadcast_url: str | None = None
     """Where rings travel between processes: None for the database itself (LISTEN/NOTIFY),
     `memory://` for one process only, or `redis://host:port`."""
+    safety_poll: float = 1.0
+    """Seconds between reads of the feed when no ring arrives (rings can be lost)."""
     subscriber_buffer: int = 1_000
     """Events a subscriber may fall behind before it is told to resume with `after`."""
     host: str = "127.0.0.1"
@@ -46,6 +48,7 @@ class Settings:
             database_url=env.get("DATABASE_URL") or None,
             data_dir=Path(env.get("CHRONICLE_DATA_DIR", str(defaults.data_dir))),
             broadcast_url=env.get("BROADCAST_URL") or None,
+            safety_poll=float(env.get("CHRONICLE_SAFETY_POLL", defaults.safety_poll)),
             subscriber_buffer=int(
                 env.get("CHRONICLE_SUBSCRIBER_BUFFER", defaults.subscriber_buffer)
             ),
