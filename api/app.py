@@ -124,8 +124,8 @@ async def services(settings: Settings) -> AsyncIterator[Services]:
         )
 
         def wake_readers(position: int | None = None) -> None:
-            runner.wake()
-            live.wake()
+            runner.wake(position)
+            live.wake(position)
 
         store.doorbell.listen_locally(wake_readers)
         await runner.ensure_checkpoints()

@@ -26,7 +26,7 @@ class RingListener:
     def __init__(
         self,
         url: str,
-        on_ring: Callable[[], None],
+        on_ring: Callable[[int | None], None],
         *,
         channel: str = RING_CHANNEL,
         heartbeat: float = 2.0,
@@ -60,11 +60,11 @@ class RingListener:
     async def _listen(self, stop: asyncio.Event) -> None:
         async with Broadcast(self.url) as broadcast, broadcast.subscribe(self.channel) as rings:
             self.connected.set()
-            self.on_ring()  # anything committed while we were away is read now
+            self.on_ring(None)  # anything committed while we were away is read now
             unanswered = 0
             while not stop.is_set():
                 try:
-                    await asyncio.wait_for(rings.get(), self.heartbeat)
+                    ring = await asyncio.wait_for(rings.get(), self.heartbeat)
                 except TimeoutError:
                     if unanswered >= 2:
                         raise ConnectionError("no heartbeat came back") from None
@@ -72,4 +72,4 @@ class RingListener:
                     unanswered += 1
                     continue
                 unanswered = 0
-                self.on_ring()
+                self.on_ring(int(ring.message) if ring.message.isdigit() else None)

@@ -24,6 +24,8 @@ from store.events import FeedCheckpoint, RecordedEvent
 
 log = logging.getLogger(__name__)
 
+RETRY_HELD_BACK = 0.02
+
 
 class FellBehind(Exception):
     """A subscriber's buffer overflowed; it must resume with `after` its last position."""
@@ -77,8 +79,13 @@ class LiveFeed:
         self._wake = asyncio.Event()
         self._started = asyncio.Event()
         self._closed = False
+        self._rung = 0  # the highest position a ring announced
+        self._read = 0  # the highest position read from the feed
 
     def wake(self, position: int | None = None) -> None:
+        """A commit up to `position` happened somewhere: read the feed now."""
+        if position is not None:
+            self._rung = max(self._rung, position)
         self._wake.set()
 
     @property
@@ -95,10 +102,14 @@ class LiveFeed:
                 while batch := await self.store.read_feed(self.checkpoint, limit=self.batch_size):
                     self._hand_out(batch)
                     self.checkpoint = batch[-1].checkpoint
+                    self._read = max(self._read, max(event.position for event in batch))
             except Exception:
                 log.warning("live feed could not read the store; retrying", exc_info=True)
+            # A rung event we have not read yet is held back by some other transaction still
+            # in flight (the feed is gap-safe): look again shortly rather than at the next poll.
+            pause = RETRY_HELD_BACK if self._rung > self._read else self.poll_interval
             waiters = [asyncio.ensure_future(e.wait()) for e in (stop, self._wake)]
-            await asyncio.wait(waiters, timeout=self.poll_interval, return_when="FIRST_COMPLETED")
+            await asyncio.wait(waiters, timeout=pause, return_when="FIRST_COMPLETED")
             for waiter in waiters:
                 waiter.cancel()
         self._closed = True

@@ -299,6 +299,13 @@ async def test_a_subscriber_on_one_process_gets_events_written_through_another(
     await across_processes(tmp_path, {"DATABASE_URL": e2e_database_url})
 
 
+async def test_across_processes_through_redis(tmp_path: Path, e2e_database_url: str) -> None:
+    """Against the real Redis on 127.0.0.1:6379, with the pinned redis-py."""
+    await across_processes(
+        tmp_path, {"DATABASE_URL": e2e_database_url, "BROADCAST_URL": "redis://127.0.0.1:6379"}
+    )
+
+
 async def across_processes(tmp_path: Path, env: dict[str, str]) -> None:
     # A long safety poll: only a ring can bring the event within a second.
     slow_poll = {**env, "CHRONICLE_SAFETY_POLL": "30"}
@@ -318,14 +325,15 @@ async def across_processes(tmp_path: Path, env: dict[str, str]) -> None:
             await watcher.until(
                 lambda got: first["streamId"] in {e["streamId"] for e in got}, within=40
             )
-            started = asyncio.get_running_loop().time()
-            second = await run(
-                writer, "registerUser", email=f"{uuid.uuid4().hex}@x.io", name="B", age=30
-            )
-            await watcher.until(
-                lambda got: second["streamId"] in {e["streamId"] for e in got}, within=5
-            )
-            assert asyncio.get_running_loop().time() - started < 1.0
+            for _ in range(5):  # every ring, not a lucky one
+                started = asyncio.get_running_loop().time()
+                second = await run(
+                    writer, "registerUser", email=f"{uuid.uuid4().hex}@x.io", name="B", age=30
+                )
+                await watcher.until(
+                    lambda got, s=second["streamId"]: s in {e["streamId"] for e in got}, within=5
+                )
+                assert asyncio.get_running_loop().time() - started < 1.0
     finally:
         await watcher.close()
         a.stop()
