@@ -6,23 +6,18 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from datetime import timedelta
 
 import anyio
-from broadcaster import Broadcast
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route, WebSocketRoute
-from starlette.websockets import WebSocket
-from strawberry.asgi import GraphQL
 
-from api.broadcast import RingListener
-from api.context import Context, Services
-from api.loaders import Loaders
-from api.schema import build_schema
+from api.broadcast import RingListener, open_broadcast
+from api.context import Services
 from api.settings import Settings
+from api.view import graphql_endpoint
 from domain import catalog, orders, posts, users
 from projections.catalog import ProductsProjector
 from projections.live import LiveFeed
@@ -60,19 +55,6 @@ def all_projectors() -> list[Projector]:
         OrdersProjector(),
         PostsProjector(),
     ]
-
-
-class ChronicleGraphQL(GraphQL[Context, None]):
-    async def get_context(
-        self, request: Request | WebSocket, response: Response | WebSocket | None = None
-    ) -> Context:
-        services: Services = request.app.state.services
-        return Context(
-            services=services,
-            loaders=Loaders.for_request(services.engine),
-            request=request,
-            response=response,
-        )
 
 
 def _describe(url: str) -> str:
@@ -169,7 +151,7 @@ async def _doorbell(
     if chosen.startswith("memory://"):
         log.info("doorbell: this process only (memory://)")
         return None, None
-    publisher = Broadcast(chosen)
+    publisher = open_broadcast(chosen)
     await publisher.connect()
     cleanup.push_async_callback(publisher.disconnect)
     log.info("doorbell: %s", chosen.split("@")[-1])
@@ -182,13 +164,7 @@ async def _doorbell(
 
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings.from_env()
-    graphql = ChronicleGraphQL(
-        build_schema(settings),
-        keep_alive=True,
-        keep_alive_interval=15,
-        connection_init_wait_timeout=timedelta(seconds=10),
-        allowed_origins=settings.allowed_origins,
-    )
+    graphql = graphql_endpoint(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

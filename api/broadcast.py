@@ -5,6 +5,11 @@ subscribers waiting silently. `RingListener` therefore watches its own line: whe
 arrived for a while it rings itself, and if that ring does not come back (or publishing fails)
 it reconnects with backoff. After every (re)connect it wakes the local readers, which re-read
 the store from their own checkpoints: a dead listener costs latency, never an event.
+
+Redis goes through `RedisPubSub`, our own backend, rather than broadcaster's: with redis-py 8
+broadcaster's listener starts before its SUBSCRIBE has completed, finds nothing subscribed,
+ends, and never listens again, so every message is lost. Ours also reports a lost connection
+instead of dying silently.
 """
 
 from __future__ import annotations
@@ -12,14 +17,69 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlsplit
 
-from broadcaster import Broadcast
+from broadcaster import Broadcast, BroadcastBackend, Event
+from redis import asyncio as aioredis
+from redis.exceptions import RedisError
 
 from store.doorbell import RING_CHANNEL
 
 log = logging.getLogger(__name__)
 
 HEARTBEAT = "heartbeat"
+LOST = "lost"
+
+
+def open_broadcast(url: str) -> Broadcast:
+    """A (not yet connected) `Broadcast` for `url`: postgres://, redis:// or memory://."""
+    if urlsplit(url).scheme in ("redis", "rediss"):
+        return Broadcast(backend=RedisPubSub(url))
+    return Broadcast(url)
+
+
+class RedisPubSub(BroadcastBackend):
+    """Redis pub/sub for `broadcaster`, correct with redis-py 5 to 8."""
+
+    def __init__(self, url: str) -> None:
+        self._redis = aioredis.Redis.from_url(url)
+        self._pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+        self._subscribed = asyncio.Event()
+        self._channel = ""
+        self._lost = False
+
+    async def connect(self) -> None:
+        await self._redis.ping()  # fail now, not at the first message, when Redis is down
+
+    async def disconnect(self) -> None:
+        await self._pubsub.aclose()  # type: ignore[no-untyped-call]
+        await self._redis.aclose()
+
+    async def subscribe(self, channel: str) -> None:
+        await self._pubsub.subscribe(channel)
+        self._channel = channel
+        self._subscribed.set()  # only now may the listener read: the subscription exists
+
+    async def unsubscribe(self, channel: str) -> None:
+        await self._pubsub.unsubscribe(channel)
+
+    async def publish(self, channel: str, message: Any) -> None:
+        await self._redis.publish(channel, message)
+
+    async def next_published(self) -> Event:
+        await self._subscribed.wait()
+        if self._lost:
+            await asyncio.Future()  # down for good: wait to be disconnected
+        while True:
+            try:
+                message = await self._pubsub.get_message(timeout=None)
+            except (RedisError, OSError) as error:
+                # broadcaster's listener task would die unseen: tell the subscriber instead.
+                self._lost = True
+                return Event(channel=self._channel, message=f"{LOST}: {error}")
+            if message is not None and message["type"] == "message":
+                return Event(channel=message["channel"].decode(), message=message["data"].decode())
 
 
 class RingListener:
@@ -38,9 +98,6 @@ class RingListener:
         self.connected = asyncio.Event()
         self.reconnects = 0
 
-    async def publish(self, broadcast: Broadcast, message: str) -> None:
-        await broadcast.publish(self.channel, message)
-
     async def run(self, stop: asyncio.Event) -> None:
         backoff = 0.1
         while not stop.is_set():
@@ -58,8 +115,10 @@ class RingListener:
                 backoff = min(backoff * 2, 5.0)
 
     async def _listen(self, stop: asyncio.Event) -> None:
-        async with Broadcast(self.url) as broadcast, broadcast.subscribe(self.channel) as rings:
+        broadcast = open_broadcast(self.url)
+        async with broadcast, broadcast.subscribe(self.channel) as rings:
             self.connected.set()
+            log.info("doorbell listener connected")
             self.on_ring(None)  # anything committed while we were away is read now
             unanswered = 0
             while not stop.is_set():
@@ -72,4 +131,6 @@ class RingListener:
                     unanswered += 1
                     continue
                 unanswered = 0
+                if ring.message.startswith(LOST):
+                    raise ConnectionError(ring.message)
                 self.on_ring(int(ring.message) if ring.message.isdigit() else None)

@@ -38,6 +38,10 @@ class Settings:
     max_aliases: int = 30
     allowed_origins: tuple[str, ...] = field(default_factory=tuple)
     """Origins allowed to open websockets from a browser (same-origin is always allowed)."""
+    ws_init_timeout: float = 10.0
+    """Seconds a graphql-transport-ws client has to send `connection_init` (else close 4408)."""
+    ws_keep_alive: float = 15.0
+    """Seconds between `ka` keep-alive messages on legacy graphql-ws connections."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -64,6 +68,8 @@ class Settings:
             stale_read_timeout=float(
                 env.get("CHRONICLE_STALE_READ_TIMEOUT", defaults.stale_read_timeout)
             ),
+            ws_init_timeout=float(env.get("CHRONICLE_WS_INIT_TIMEOUT", defaults.ws_init_timeout)),
+            ws_keep_alive=float(env.get("CHRONICLE_WS_KEEP_ALIVE", defaults.ws_keep_alive)),
         )
 
     @property

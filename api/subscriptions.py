@@ -23,7 +23,7 @@ def fell_behind(error: FellBehind) -> ClientError:
     return ClientError(
         "FELL_BEHIND",
         str(error),
-        resumeAfter=None if error.last_position is None else str(error.last_position),
+        resumeAfter=str(error.last_position),
     )
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 
 from store.event_store import EventStore
@@ -30,12 +30,11 @@ RETRY_HELD_BACK = 0.02
 class FellBehind(Exception):
     """A subscriber's buffer overflowed; it must resume with `after` its last position."""
 
-    def __init__(self, last_position: int | None) -> None:
+    def __init__(self, last_position: int) -> None:
         self.last_position = last_position
-        resume = "the last position you received" if last_position is None else last_position
         super().__init__(
             f"this subscription fell too far behind the live feed and was ended; subscribe "
-            f"again with after: {resume} to resume without a gap"
+            f'again with after: "{last_position}" to resume without a gap'
         )
 
 
@@ -55,8 +54,10 @@ class EventFilter:
 
 @dataclass(eq=False, slots=True)
 class _Subscriber:
-    accepts: Callable[[RecordedEvent], bool]
+    accepts: EventFilter
     queue: asyncio.Queue[RecordedEvent]
+    catching_up: bool = False
+    """Still reading the store: an overflow then means "read the store further", not an end."""
     overflowed: bool = False
     woken: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -88,9 +89,18 @@ class LiveFeed:
             self._rung = max(self._rung, position)
         self._wake.set()
 
+    async def ready(self) -> None:
+        """Return once the reader knows where the feed's head is."""
+        await self._started.wait()
+
     @property
     def subscriber_count(self) -> int:
         return len(self._subscribers)
+
+    @property
+    def buffered(self) -> int:
+        """Events waiting in subscribers' buffers: at most `buffer_size` each."""
+        return sum(subscriber.queue.qsize() for subscriber in self._subscribers)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Follow the feed from its current head until `stop`."""
@@ -127,42 +137,49 @@ class LiveFeed:
                     subscriber.queue.put_nowait(event)
                 except asyncio.QueueFull:
                     subscriber.overflowed = True
-                    # Free its memory at once: it will be told to resume from the store.
+                    # Free its memory at once: what it missed is read from the store, by its
+                    # catch-up or by the client resuming with `after`.
                     while not subscriber.queue.empty():
                         subscriber.queue.get_nowait()
                     break
             subscriber.woken.set()
 
     async def subscribe(
-        self,
-        accepts: Callable[[RecordedEvent], bool],
-        *,
-        after: FeedCheckpoint | None = None,
+        self, accepts: EventFilter, *, after: FeedCheckpoint | None = None
     ) -> AsyncIterator[RecordedEvent]:
-        """Events that `accepts`, after `after` (from the store, then live) or from now."""
-        await self._started.wait()
-        subscriber = _Subscriber(accepts=accepts, queue=asyncio.Queue(self.buffer_size))
+        """Events that `accepts`, after `after` (from the store, then live) or from now.
+
+        The subscription joins the live hand-off at its first step (`anext`).
+        """
+        await self.ready()
+        subscriber = _Subscriber(
+            accepts=accepts, queue=asyncio.Queue(self.buffer_size), catching_up=after is not None
+        )
         self._subscribers.add(subscriber)
-        registered_at = self.checkpoint
-        assert registered_at is not None
-        last: FeedCheckpoint | None = after
-        last_position: int | None = None if after is None else after.position
+        target = self.checkpoint
+        assert target is not None
+        # What a subscriber that fell behind resumes after: the last event it was sent, or,
+        # from now, the last event before it joined.
+        last_position = target.position if after is None else after.position
+        last = after  # the last event sent, in feed order (None: from now)
         try:
             if after is not None:
-                # Catch up from the store up to where the live hand-off began.
-                while last is not None and last < registered_at:
-                    batch = await self.store.read_feed(last, limit=self.batch_size)
-                    if not batch:
+                # The live hand-off fills the queue with events beyond `target` while the store
+                # gives those up to it. A queue that overflows meanwhile is dropped and the
+                # store read on, to where the reader is by then: a long catch-up cannot fall
+                # behind, whatever the live traffic.
+                sent = after
+                while True:
+                    async for event in self._read_store(accepts, sent, target):
+                        sent, last_position = event.checkpoint, event.position
+                        yield event
+                    if not subscriber.overflowed:
+                        subscriber.catching_up = False
                         break
-                    for event in batch:
-                        if event.checkpoint > registered_at:
-                            break
-                        last, last_position = event.checkpoint, event.position
-                        if accepts(event):
-                            yield event
-                    else:
-                        continue
-                    break
+                    subscriber.overflowed = False
+                    target = self.checkpoint
+                    assert target is not None
+                last = sent
             while True:
                 if subscriber.overflowed:
                     raise FellBehind(last_position)
@@ -175,11 +192,31 @@ class LiveFeed:
                     await subscriber.woken.wait()
                     continue
                 if last is not None and event.checkpoint <= last:
-                    continue  # already sent during catch-up
+                    continue  # `after` was beyond where the live reader stood when we joined
                 last, last_position = event.checkpoint, event.position
                 yield event
         finally:
             self._subscribers.discard(subscriber)
+
+    async def _read_store(
+        self, accepts: EventFilter, after: FeedCheckpoint, until: FeedCheckpoint
+    ) -> AsyncIterator[RecordedEvent]:
+        """The events that `accepts` in (`after`, `until`], filtered by the database."""
+        while after < until:
+            batch = await self.store.read_feed(
+                after,
+                limit=self.batch_size,
+                stream_id=accepts.stream_id,
+                stream_type=accepts.stream_type,
+                types=None if accepts.types is None else sorted(accepts.types),
+            )
+            for event in batch:
+                if event.checkpoint > until:
+                    return
+                yield event
+            if len(batch) < self.batch_size:
+                return  # nothing more matches up to the head, which is at or beyond `until`
+            after = batch[-1].checkpoint
 
 
 @contextlib.asynccontextmanager
