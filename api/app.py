@@ -174,7 +174,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
             yield
 
     async def health(request: Request) -> Response:
-        return JSONResponse({"status": "ok"})
+        live = request.app.state.services.live
+        return JSONResponse(
+            {
+                "status": "ok",
+                "liveSubscribers": live.subscriber_count,
+                "bufferedEvents": live.buffered,
+            }
+        )
 
     async def home(request: Request) -> Response:
         return RedirectResponse("/graphql")

@@ -122,11 +122,12 @@ class RingListener:
             self.on_ring(None)  # anything committed while we were away is read now
             unanswered = 0
             while not stop.is_set():
-                try:
-                    ring = await asyncio.wait_for(rings.get(), self.heartbeat)
-                except TimeoutError:
+                ring = await self._next_ring(rings, stop)
+                if stop.is_set():
+                    return
+                if ring is None:
                     if unanswered >= 2:
-                        raise ConnectionError("no heartbeat came back") from None
+                        raise ConnectionError("no heartbeat came back")
                     await broadcast.publish(self.channel, HEARTBEAT)
                     unanswered += 1
                     continue
@@ -134,3 +135,17 @@ class RingListener:
                 if ring.message.startswith(LOST):
                     raise ConnectionError(ring.message)
                 self.on_ring(int(ring.message) if ring.message.isdigit() else None)
+
+    async def _next_ring(self, rings: Any, stop: asyncio.Event) -> Event | None:
+        """The next ring; None after `heartbeat` seconds of silence or once `stop` is set."""
+        ring = asyncio.ensure_future(rings.get())
+        stopped = asyncio.ensure_future(stop.wait())
+        try:
+            await asyncio.wait(
+                (ring, stopped), timeout=self.heartbeat, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            stopped.cancel()
+            if not ring.done():
+                ring.cancel()
+        return ring.result() if ring.done() and not ring.cancelled() else None

@@ -22,7 +22,12 @@ from gql import Client, gql
 from gql.transport.aiohttp import AIOHTTPTransport
 from gql.transport.exceptions import TransportQueryError
 
+from store.database import create_engine
+from store.event_store import EventStore
 from tests.conftest import _admin, _with_database
+
+ALLOWED_ORIGIN = "https://app.example.com"
+"""The one foreign origin the shared server lets open websockets."""
 
 
 def free_port() -> int:
@@ -93,6 +98,9 @@ def server(e2e_database_url: str, tmp_path_factory: pytest.TempPathFactory) -> I
         "DATABASE_URL": e2e_database_url,
         "LOG_LEVEL": "info",
         "CHRONICLE_STALE_READ_TIMEOUT": "2",
+        "CHRONICLE_WS_INIT_TIMEOUT": "1",
+        "CHRONICLE_WS_KEEP_ALIVE": "0.5",
+        "CHRONICLE_ALLOWED_ORIGINS": ALLOWED_ORIGIN,
     }
     server = start_server(env, log)
     yield server
@@ -132,6 +140,16 @@ async def client(server: Server) -> AsyncIterator[GraphQLClient]:
     transport = AIOHTTPTransport(url=server.graphql_url, ssl=False)
     async with Client(transport=transport, execute_timeout=30) as session:
         yield GraphQLClient(session)
+
+
+@pytest.fixture
+async def store(e2e_database_url: str) -> AsyncIterator[EventStore]:
+    """A writer of its own on the server's database; its rings reach the server by NOTIFY."""
+    engine = create_engine(e2e_database_url, pool_size=10)
+    store = EventStore(engine)
+    yield store
+    await store.close()
+    await engine.dispose()
 
 
 @pytest.fixture
