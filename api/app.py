@@ -20,6 +20,7 @@ from api.settings import Settings
 from api.view import graphql_endpoint
 from domain import catalog, orders, posts, users
 from projections.catalog import ProductsProjector
+from projections.fulfilment import FulfilmentProcess
 from projections.live import LiveFeed
 from projections.orders import OrdersProjector
 from projections.posts import PostsProjector
@@ -94,10 +95,12 @@ async def services(settings: Settings) -> AsyncIterator[Services]:
         aggregates = register_aggregates(Aggregates(upcasters))
         store = EventStore(engine, upcasters, Doorbell(notify))
         cleanup.push_async_callback(store.close)
+        handler = CommandHandler(store, aggregates)
         runner = ProjectionRunner(
             engine,
             store,
             all_projectors(),
+            process_managers=[FulfilmentProcess(engine, handler)],
             batch_size=settings.projection_batch_size,
             poll_interval=settings.safety_poll,
         )
@@ -128,7 +131,7 @@ async def services(settings: Settings) -> AsyncIterator[Services]:
             engine=engine,
             store=store,
             aggregates=aggregates,
-            handler=CommandHandler(store, aggregates),
+            handler=handler,
             runner=runner,
             live=live,
         )

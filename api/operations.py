@@ -58,6 +58,11 @@ class OperationMutations:
     )
     async def rebuild_projection(self, info: Info, name: str) -> ProjectionStatus:
         runner = info.context.services.runner
+        if name in runner.process_managers:
+            raise ClientError(
+                "VALIDATION_FAILED",
+                f"{name} is a process manager, not a read model: it has nothing to rebuild",
+            )
         if name not in runner.projectors:
             known = ", ".join(sorted(runner.projectors))
             raise ClientError("NOT_FOUND", f"no projection {name!r}; known: {known}")

@@ -12,14 +12,16 @@ import strawberry
 from api.catalog import Product
 from api.commands import execute, optional
 from api.context import Info
+from api.errors import ClientError
 from api.lookups import catalog_entry, user_exists
 from api.reads import caught_up, page_errors
 from api.scalars import Position
 from api.types import CommandResult, PageInfo
 from api.users import User
 from domain import orders
-from projections import order_queries
+from projections import fulfilment, order_queries
 from projections.order_queries import OrderRow
+from projections.runner import StaleRead
 
 
 @strawberry.input
@@ -319,3 +321,30 @@ class OrderQueries:
             page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor),
             total_count=page.total_count,
         )
+
+
+async def fulfilment_of(info: Info, result: CommandResult) -> Order | None:
+    """The order a placeOrder result placed, once it is confirmed, rejected or cancelled."""
+    placed = next((event for event in result.events if event.type == "OrderPlaced"), None)
+    if placed is None:
+        return None
+    services = info.context.services
+    order_id = str(placed.stream_id)
+    try:
+        await fulfilment.decision(
+            services.live,
+            services.runner,
+            services.store,
+            order_id,
+            placed.position,
+            services.settings.stale_read_timeout,
+        )
+    except StaleRead as error:
+        raise ClientError(
+            "STALE_READ_TIMEOUT",
+            f"order {order_id} was not confirmed or rejected within "
+            f"{services.settings.stale_read_timeout:g}s; it is still PLACED: watch it with "
+            "orderChanged, or query order(id) later",
+        ) from error
+    row = await order_queries.get_order(services.engine, order_id)
+    return None if row is None else Order.of(row)

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 
+from api.context import Info
 from api.scalars import JSON, Position
 from store.command_handler import CommandOutcome
 from store.events import RecordedEvent
+
+if TYPE_CHECKING:
+    from api.orders import Order
 
 
 @strawberry.type
@@ -56,6 +61,19 @@ class CommandResult:
         description="True when this commandId was already processed: the result is the first "
         "one's and nothing was written.",
     )
+
+    @strawberry.field(
+        description="placeOrder only: the order once the fulfilment process has confirmed or "
+        "rejected it (or the customer cancelled it first), so one request can place an order and "
+        "learn its fate. Waits up to CHRONICLE_STALE_READ_TIMEOUT seconds, else this field is "
+        "null with a STALE_READ_TIMEOUT error. Null for every other command."
+    )  # type: ignore[untyped-decorator]
+    async def fulfilment(
+        self, info: Info
+    ) -> Annotated[Order, strawberry.lazy("api.orders")] | None:
+        from api.orders import fulfilment_of
+
+        return await fulfilment_of(info, self)
 
     @classmethod
     def of(cls, outcome: CommandOutcome) -> CommandResult:

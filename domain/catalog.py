@@ -102,6 +102,18 @@ class StockReserved:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class StockReservationDeclined:
+    """Not enough stock was available for the order: recorded, so the fulfilment process
+    learns it from the log and a retry of the same command gets the same answer."""
+
+    product_id: str
+    order_id: str
+    quantity: int
+    available: int
+    sku: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class StockReleased:
     product_id: str
     order_id: str
@@ -122,6 +134,7 @@ Event = (
     | ProductRestocked
     | ProductPriceChanged
     | StockReserved
+    | StockReservationDeclined
     | StockReleased
     | ReservedStockShipped
 )
@@ -219,23 +232,35 @@ def decide(command: Command, state: Product) -> Sequence[Event]:
                     return []
                 raise RuleViolated(f"order {command.order_id} already holds a reservation")
             if quantity > state.available:
-                raise RuleViolated(
-                    f"only {state.available} of {state.sku} available, {quantity} requested"
-                )
+                return [
+                    StockReservationDeclined(
+                        product_id=state.product_id,
+                        order_id=command.order_id,
+                        quantity=quantity,
+                        available=state.available,
+                        sku=state.sku,
+                    )
+                ]
             return [
                 StockReserved(
                     product_id=state.product_id, order_id=command.order_id, quantity=quantity
                 )
             ]
-        case ReleaseStock() | ShipReservedStock():
+        case ReleaseStock():
+            held = state.reservation_of(command.order_id)
+            if held is None:
+                return []  # nothing held: nothing to give back
+            return [
+                StockReleased(
+                    product_id=state.product_id, order_id=held.order_id, quantity=held.quantity
+                )
+            ]
+        case ShipReservedStock():
             held = state.reservation_of(command.order_id)
             if held is None:
                 raise RuleViolated(f"order {command.order_id} holds no reservation of {state.sku}")
-            event_type = (
-                StockReleased if isinstance(command, ReleaseStock) else ReservedStockShipped
-            )
             return [
-                event_type(
+                ReservedStockShipped(
                     product_id=state.product_id, order_id=held.order_id, quantity=held.quantity
                 )
             ]
@@ -267,6 +292,8 @@ def evolve(state: Product, event: Event) -> Product:
         case StockReserved():
             reservation = Reservation(order_id=event.order_id, quantity=event.quantity)
             return replace(state, reservations=(*state.reservations, reservation))
+        case StockReservationDeclined():
+            return state
         case StockReleased():
             return replace(state, reservations=_without(state, event.order_id))
         case ReservedStockShipped():
@@ -298,6 +325,7 @@ DECIDER: Decider[Command, Product, Event] = Decider(
         ProductRestocked,
         ProductPriceChanged,
         StockReserved,
+        StockReservationDeclined,
         StockReleased,
         ReservedStockShipped,
     ),

@@ -15,6 +15,7 @@ from store.events import RecordedEvent
 _STOCK_MOVES = {
     "ProductRestocked": (1, 0),
     "StockReserved": (0, 1),
+    "StockReservationDeclined": (0, 0),  # moves nothing, but the version
     "StockReleased": (0, -1),
     "ReservedStockShipped": (-1, -1),
 }

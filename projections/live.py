@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass, field
 
 from store.event_store import EventStore
@@ -146,7 +146,7 @@ class LiveFeed:
 
     async def subscribe(
         self, accepts: EventFilter, *, after: FeedCheckpoint | None = None
-    ) -> AsyncIterator[RecordedEvent]:
+    ) -> AsyncGenerator[RecordedEvent, None]:
         """Events that `accepts`, after `after` (from the store, then live) or from now.
 
         The subscription joins the live hand-off at its first step (`anext`).

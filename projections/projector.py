@@ -1,8 +1,9 @@
-"""What a projector is: a name, the event types it handles, its tables, and `apply`."""
+"""What the runner runs: projectors (tables kept from the feed) and process managers (commands
+sent in answer to it)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -49,3 +50,22 @@ class Projector(Protocol):
     async def apply(
         self, connection: AsyncConnection, events: Sequence[RecordedEvent], tables: Tables
     ) -> None: ...
+
+
+Record = Callable[[AsyncConnection], Awaitable[None]]
+"""Writes a process manager's new state, in the transaction that moves its checkpoint."""
+
+
+class ProcessManager(Protocol):
+    """Reacts to events by sending commands; checkpointed and elected like a projector.
+
+    `react` sends the commands a batch of events (of its `event_types`, in feed order) calls
+    for, each with a command id derived from its event so that sending it again writes nothing,
+    and returns how to record its new state. The runner records it with the new checkpoint; if
+    the process dies first, the batch is reacted to again from the state recorded before.
+    """
+
+    name: str
+    event_types: frozenset[str]
+
+    async def react(self, events: Sequence[RecordedEvent]) -> Record: ...

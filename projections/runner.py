@@ -9,6 +9,10 @@ checkpoint row is locked first, so a crash loses or repeats nothing.
 
 A failing event stops only its projector, at that event (status `failed`, with the error and
 the position), instead of being skipped; the other projectors carry on.
+
+Process managers (the fulfilment process) run in the same loop with checkpoints of their own:
+they send their commands first, then record their state and checkpoint in one short
+transaction, only if no other runner moved the checkpoint meanwhile.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,9 +28,10 @@ from typing import Any
 
 import asyncpg
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from projections.projector import Projector, Tables
+from projections.projector import ProcessManager, Projector, Tables
 from projections.rebuild import (
     is_rebuilding,
     rebuild_checkpoint,
@@ -35,12 +41,22 @@ from projections.rebuild import (
 )
 from store.database import plain_url
 from store.doorbell import RING_CHANNEL
+from store.errors import WrongExpectedVersion
 from store.event_store import EventStore
 from store.events import FeedCheckpoint, RecordedEvent
 
 log = logging.getLogger(__name__)
 
 LEADER_LOCK = 7_463_002
+
+TRANSIENT = (
+    OSError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    DBAPIError,
+    WrongExpectedVersion,
+)
+"""Failures that say "not now" rather than "never": the runner tries again after a pause."""
 
 
 class StaleRead(Exception):
@@ -69,12 +85,14 @@ class ProjectionRunner:
         store: EventStore,
         projectors: Sequence[Projector],
         *,
+        process_managers: Sequence[ProcessManager] = (),
         batch_size: int = 500,
         poll_interval: float = 1.0,
     ) -> None:
         self.engine = engine
         self.store = store
         self.projectors = {p.name: p for p in projectors}
+        self.process_managers = {m.name: m for m in process_managers}
         self.batch_size = batch_size
         self.poll_interval = poll_interval
         self.is_leader = False
@@ -93,7 +111,7 @@ class ProjectionRunner:
         while not stop.is_set():
             try:
                 await self._lead(stop)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            except TRANSIENT:
                 log.warning(
                     "projection runner lost its database connection; retrying", exc_info=True
                 )
@@ -125,6 +143,8 @@ class ProjectionRunner:
         for projector in self.projectors.values():
             read += await self.catch_up(projector, projector.name, Tables.live(projector.tables))
             read += await self._rebuild_step(projector)
+        for manager in self.process_managers.values():
+            read += await self.advance(manager)
         if read:
             self._progress.set()
             self._progress = asyncio.Event()
@@ -143,6 +163,37 @@ class ProjectionRunner:
         except Exception:
             log.warning("batch of %s failed; applying it event by event", checkpoint_name)
             return await self._isolate_failure(projector, checkpoint_name, tables)
+
+    async def advance(self, manager: ProcessManager, *, limit: int | None = None) -> int:
+        """One batch of the feed through `manager`: its commands, then its state and checkpoint."""
+        async with self.engine.begin() as connection:
+            start = await _lock_checkpoint(connection, manager.name)
+        if start is None:
+            return 0
+        events = await self.store.read_feed(start, limit=limit or self.batch_size)
+        if not events:
+            return 0
+        try:
+            record = await manager.react([e for e in events if e.event_type in manager.event_types])
+        except TRANSIENT:
+            raise  # the database is away or too busy: the batch is tried again later
+        except Exception:
+            if len(events) > 1:
+                log.warning("batch of %s failed; reacting event by event", manager.name)
+                advanced = 0
+                while read := await self.advance(manager, limit=1):
+                    advanced += read
+                return advanced
+            async with self.engine.begin() as connection:
+                if await _lock_checkpoint(connection, manager.name) == start:
+                    await _stop_at(connection, manager.name, events[0])
+            return 0
+        async with self.engine.begin() as connection:
+            if await _lock_checkpoint(connection, manager.name) != start:
+                return 0  # another runner moved it: what we sent had the ids it sent
+            await record(connection)
+            await _save_checkpoint(connection, manager.name, events[-1].checkpoint)
+        return len(events)
 
     async def _apply(
         self,
@@ -173,26 +224,8 @@ class ProjectionRunner:
                 try:
                     async with connection.begin_nested():
                         await self._apply(connection, projector, events, tables, checkpoint_name)
-                except Exception as error:
-                    event = events[0]
-                    log.exception(
-                        "projection %s stopped at position %s (%s of %s)",
-                        checkpoint_name,
-                        event.position,
-                        event.event_type,
-                        event.stream_id,
-                    )
-                    await connection.execute(
-                        text(
-                            "UPDATE projection_checkpoints SET status = 'failed', error = :error, "
-                            "failed_position = :position, updated_at = now() WHERE name = :name"
-                        ),
-                        {
-                            "error": f"{type(error).__name__}: {error}",
-                            "position": event.position,
-                            "name": checkpoint_name,
-                        },
-                    )
+                except Exception:
+                    await _stop_at(connection, checkpoint_name, events[0])
                     return applied
             applied += 1
 
@@ -260,7 +293,7 @@ class ProjectionRunner:
 
     async def ensure_checkpoints(self) -> None:
         async with self.engine.begin() as connection:
-            for name in self.projectors:
+            for name in (*self.projectors, *self.process_managers):
                 await connection.execute(
                     text(
                         "INSERT INTO projection_checkpoints (name) VALUES (:name) "
@@ -353,6 +386,25 @@ async def _lock_checkpoint(
     if row is None or (only_running and row.status != "running"):
         return None
     return FeedCheckpoint(int(row.tx), row.position)
+
+
+async def _stop_at(connection: AsyncConnection, name: str, event: RecordedEvent) -> None:
+    """Mark `name` failed at `event`, with the exception being handled, and log its trace."""
+    error = sys.exc_info()[1]
+    log.exception(
+        "projection %s stopped at position %s (%s of %s)",
+        name,
+        event.position,
+        event.event_type,
+        event.stream_id,
+    )
+    await connection.execute(
+        text(
+            "UPDATE projection_checkpoints SET status = 'failed', error = :error, "
+            "failed_position = :position, updated_at = now() WHERE name = :name"
+        ),
+        {"error": f"{type(error).__name__}: {error}", "position": event.position, "name": name},
+    )
 
 
 async def _read_checkpoint(connection: AsyncConnection, name: str) -> FeedCheckpoint | None:

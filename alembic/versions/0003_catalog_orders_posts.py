@@ -107,6 +107,11 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ("post_comments_view", "posts_view", "order_lines_view", "orders_view",
-                  "products_view"):
+    for table in (
+        "post_comments_view",
+        "posts_view",
+        "order_lines_view",
+        "orders_view",
+        "products_view",
+    ):
         op.execute(f"DROP TABLE {table}")

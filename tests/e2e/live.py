@@ -78,6 +78,12 @@ class Subscriber:
         self._task.cancel()
         await asyncio.gather(self._task, return_exceptions=True)
 
+    async def __aenter__(self) -> Subscriber:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.close()
+
 
 async def raw_socket(
     server: Server, protocol: str = TRANSPORT_WS, **options: Any

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 
 from tests.e2e.conftest import GraphQLClient
-from tests.e2e.test_commands import ADDRESS, new_product, new_user, run
+from tests.e2e.test_commands import ADDRESS, new_product, new_user, place, run
 
 PRODUCT = "query($id: ID!, $min: Position) { product(id: $id, minPosition: $min) { id sku name priceCents stockOnHand stockReserved stockAvailable version } }"
 PRODUCTS = "query($search: String, $inStock: Boolean, $first: Int, $after: String, $min: Position) { products(search: $search, inStock: $inStock, first: $first, after: $after, minPosition: $min) { totalCount pageInfo { hasNextPage endCursor } edges { node { sku stockAvailable } } } }"
@@ -57,9 +57,9 @@ async def test_an_order_reads_with_its_customer_lines_and_products(client: Graph
         )
     )["streamId"]
     await run(client, "addLineItem", orderId=order, productId=lamp, quantity=2)
-    placed = await run(client, "placeOrder", orderId=order)
+    placed = await place(client, order)
     read = (await client.execute(ORDER, id=order, min=placed["position"]))["order"]
-    assert (read["status"], read["totalCents"], read["version"]) == ("PLACED", 3000, 3)
+    assert (read["status"], read["totalCents"], read["version"]) == ("CONFIRMED", 3000, 4)
     assert read["customer"]["id"] == customer
     assert read["shippingAddress"]["line2"] == "Apt 4"
     (item,) = read["items"]

@@ -11,11 +11,7 @@ import pytest
 from gql import Client
 from gql.transport.aiohttp import AIOHTTPTransport
 
-from domain import orders
-from store.command_handler import CommandHandler
-from store.database import create_engine
 from store.event_store import EventStore
-from store.serialization import Aggregates
 from tests.e2e.conftest import GraphQLClient, Server, start_server
 from tests.e2e.live import (
     EVENTS,
@@ -99,7 +95,7 @@ async def test_a_client_resumes_mid_stream_with_no_gap_or_duplicate(
 
 
 async def test_order_changed_pushes_each_state_as_the_order_moves(
-    server: Server, client: GraphQLClient, e2e_database_url: str
+    server: Server, client: GraphQLClient, db: asyncpg.Connection
 ) -> None:
     customer = await new_user(client)
     product = await new_product(client, 700)
@@ -110,17 +106,12 @@ async def test_order_changed_pushes_each_state_as_the_order_moves(
     try:
         await run(client, "addLineItem", orderId=order, productId=product, quantity=2)
         await watcher.until(lambda got: any(o["version"] == 2 for o in got))
-        await run(client, "placeOrder", orderId=order)
-        await watcher.until(lambda got: got[-1]["status"] == "PLACED")
-        engine = create_engine(e2e_database_url, pool_size=1)
-        handler_store = EventStore(engine)
-        aggregates = Aggregates()
-        aggregates.register(orders.DECIDER)
-        await CommandHandler(handler_store, aggregates).handle(
-            orders.DECIDER, order, orders.ConfirmOrder(order_id=order)
-        )
-        await handler_store.close()
-        await engine.dispose()
+        # Hold the lock each append takes on the product's stream, so the fulfilment process
+        # cannot reserve yet and the order stays PLACED until we let go.
+        async with db.transaction():
+            await db.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", product)
+            await run(client, "placeOrder", orderId=order)
+            await watcher.until(lambda got: got[-1]["status"] == "PLACED")
         await watcher.until(lambda got: got[-1]["status"] == "CONFIRMED")
         await run(client, "payOrder", orderId=order, amountCents=1400, method="card")
         await watcher.until(lambda got: got[-1]["status"] == "PAID")
