@@ -79,6 +79,8 @@ async def _rebuild(settings: Settings, name: str) -> None:
     from api.app import services
 
     async with services(dataclasses.replace(settings, run_projections=False)) as built:
+        if name in built.runner.process_managers:
+            raise SystemExit(f"{name} is a process manager, not a read model: nothing to rebuild")
         if name not in built.runner.projectors:
             known = ", ".join(sorted(built.runner.projectors))
             raise SystemExit(f"no projection {name!r}; known: {known}")

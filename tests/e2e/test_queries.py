@@ -108,6 +108,9 @@ async def test_rebuild_projection_through_graphql(client: GraphQLClient) -> None
     ]
     assert read["version"] == 1
     assert await client.code(REBUILD, name="nope") == "NOT_FOUND"
+    assert await client.code(REBUILD, name="fulfilment") == "VALIDATION_FAILED"
+    listed = (await client.execute("{ projections { name status } }"))["projections"]
+    assert {"name": "fulfilment", "status": "running"} in listed
 
 
 async def test_bad_list_arguments_are_validation_errors(client: GraphQLClient) -> None:
