@@ -49,14 +49,8 @@ log = logging.getLogger(__name__)
 
 LEADER_LOCK = 7_463_002
 
-TRANSIENT = (
-    OSError,
-    asyncpg.PostgresError,
-    asyncpg.InterfaceError,
-    DBAPIError,
-    WrongExpectedVersion,
-)
-"""Failures that say "not now" rather than "never": the runner tries again after a pause."""
+DATABASE_TROUBLE = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, DBAPIError)
+"""Failures of the connection rather than of an event: the runner reconnects and retries."""
 
 
 class StaleRead(Exception):
@@ -111,7 +105,7 @@ class ProjectionRunner:
         while not stop.is_set():
             try:
                 await self._lead(stop)
-            except TRANSIENT:
+            except DATABASE_TROUBLE:
                 log.warning(
                     "projection runner lost its database connection; retrying", exc_info=True
                 )
@@ -175,13 +169,18 @@ class ProjectionRunner:
             return 0
         try:
             record = await manager.react([e for e in events if e.event_type in manager.event_types])
-        except TRANSIENT:
-            raise  # the database is away or too busy: the batch is tried again later
+        except DATABASE_TROUBLE:
+            raise
+        except WrongExpectedVersion as contention:
+            log.warning("%s: %s; the batch is tried again", manager.name, contention)
+            return 0
         except Exception:
             if len(events) > 1:
                 log.warning("batch of %s failed; reacting event by event", manager.name)
                 advanced = 0
-                while read := await self.advance(manager, limit=1):
+                for _ in events:  # until the failing event stops it
+                    if not (read := await self.advance(manager, limit=1)):
+                        break
                     advanced += read
                 return advanced
             async with self.engine.begin() as connection:

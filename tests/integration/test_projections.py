@@ -11,11 +11,12 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from domain import users
-from projections.projector import Tables
+from projections.projector import Record, Tables
 from projections.runner import ProjectionRunner, StaleRead, UnknownPosition
 from projections.user_queries import list_users, user_summary
 from projections.users import UsersProjector, UserSummaryProjector
 from store.command_handler import CommandHandler
+from store.errors import WrongExpectedVersion
 from store.event_store import EventStore
 from store.events import RecordedEvent
 from store.serialization import Aggregates
@@ -132,6 +133,58 @@ async def test_a_failing_event_stops_only_its_projector_at_that_event(
     assert statuses["exploding"].position < bad_position
     assert statuses["users"].status == "running" and statuses["users"].lag == 0
     assert (await user_summary(engine)).total_users == 3
+
+
+class ExplodingProcess:
+    """A process manager that cannot react to user "bad", and is only busy for "busy"."""
+
+    name = "exploding-process"
+    event_types = frozenset({"UserRegistered"})
+
+    def __init__(self) -> None:
+        self.reacted: list[str] = []
+        self.busy = True
+
+    async def react(self, events: Sequence[RecordedEvent]) -> Record:
+        for event in events:
+            if event.stream_id == "busy" and self.busy:
+                self.busy = False
+                raise WrongExpectedVersion(event.stream_id, 1, 2)
+            if event.stream_id == "bad":
+                raise RuntimeError("cannot react to this one")
+        self.reacted.extend(event.stream_id for event in events)
+
+        async def record(connection: AsyncConnection) -> None:
+            pass
+
+        return record
+
+
+async def test_a_failing_event_stops_only_its_process_manager_at_that_event(
+    world: World,
+) -> None:
+    process = ExplodingProcess()
+    world.runner.process_managers[process.name] = process
+    await world.runner.ensure_checkpoints()
+    busy_position = await register(world, "busy", 30)
+    bad_position = await register(world, "bad", 30)
+    await register(world, "after", 30)
+
+    await world.runner.run_once()  # contention is "not now": the batch waits for the next turn
+    assert await checkpoint_position(world, process.name) < busy_position
+    await drain(world.runner)
+
+    statuses = {s.name: s for s in await world.runner.statuses()}
+    assert statuses[process.name].status == "failed"
+    assert statuses[process.name].failed_position == bad_position
+    assert "cannot react to this one" in (statuses[process.name].error or "")
+    assert process.reacted == ["busy"]  # the batch that failed is redone event by event
+    assert statuses["users"].status == "running" and statuses["users"].lag == 0
+
+
+async def checkpoint_position(world: World, name: str) -> int:
+    (status,) = [s for s in await world.runner.statuses() if s.name == name]
+    return status.position
 
 
 async def test_two_runners_elect_one_leader(world: World, engine: AsyncEngine) -> None:
