@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncGenerator
 
 import pytest
 import strawberry
@@ -66,3 +67,22 @@ async def test_refusals_keep_their_code_and_are_not_logged_as_faults(
         {"code": "RULE_VIOLATED"},
     )
     assert caplog.records == []
+
+
+@strawberry.type
+class Ticks:
+    @strawberry.subscription  # type: ignore[untyped-decorator]
+    async def ticks(self) -> AsyncGenerator[int, None]:
+        yield 1
+        raise RuntimeError("password=hunter2 leaked mid-stream")
+
+
+async def test_errors_in_a_streamed_subscription_are_masked_too() -> None:
+    schema = ChronicleSchema(query=Broken, subscription=Ticks, extensions=[ErrorCodes])
+    results = [result async for result in await schema.subscribe("subscription { ticks }")]
+    assert [(r.data, r.errors) for r in results[:1]] == [({"ticks": 1}, None)]
+    errors = results[-1].errors
+    assert errors is not None
+    assert [(e.message, e.extensions) for e in errors] == [
+        ("Internal error.", {"code": "INTERNAL"})
+    ]
