@@ -48,6 +48,7 @@ from store.events import FeedCheckpoint, RecordedEvent
 log = logging.getLogger(__name__)
 
 LEADER_LOCK = 7_463_002
+RETRY_HELD_BACK = 0.02
 
 DATABASE_TROUBLE = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, DBAPIError)
 """Failures of the connection rather than of an event: the runner reconnects and retries."""
@@ -90,6 +91,8 @@ class ProjectionRunner:
         self.batch_size = batch_size
         self.poll_interval = poll_interval
         self.is_leader = False
+        self._rung = 0  # the highest position a ring announced
+        self._seen = 0  # the highest position a pass read
         self._wake = asyncio.Event()
         self._progress = asyncio.Event()
 
@@ -97,6 +100,8 @@ class ProjectionRunner:
 
     def wake(self, position: int | None = None) -> None:
         """There is more in the feed (a doorbell ring); the safety poll catches any lost one."""
+        if position is not None:
+            self._rung = max(self._rung, position)
         self._wake.set()
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -121,10 +126,13 @@ class ProjectionRunner:
             log.info("this process runs the projections")
             await connection.add_listener(RING_CHANNEL, lambda *_: self.wake())
             while not stop.is_set():
-                if await self.run_once():
-                    continue
-                self._wake.clear()
-                await _wait(stop, self.poll_interval, self._wake)
+                self._wake.clear()  # a ring during the pass brings the next one at once
+                if await self.run_once() >= self.batch_size:
+                    continue  # a full batch: more is waiting
+                # A rung event not read yet is held back by a transaction still in flight (the
+                # feed is gap-safe): look again shortly rather than at the next poll.
+                pause = RETRY_HELD_BACK if self._rung > self._seen else self.poll_interval
+                await _wait(stop, pause, self._wake)
                 await connection.fetchval("SELECT 1")  # still connected, so still the leader
         finally:
             self.is_leader = False
@@ -132,17 +140,60 @@ class ProjectionRunner:
                 await connection.close(timeout=2)
 
     async def run_once(self) -> int:
-        """Apply one batch to every running projector and rebuild; the number of events read."""
+        """One pass: read the feed once, from the checkpoint furthest behind, and give each
+        projector and process manager what lies beyond its own checkpoint; then a step of any
+        rebuild. Returns the number of events read (a full batch: more may be waiting).
+
+        Each projector with events of its types applies them and moves its checkpoint in a
+        transaction of its own; the checkpoints of those with none of their types in the batch
+        move together in one statement, each only from the place it was read at.
+        """
+        places = await self._places()
+        everyone: list[Projector | ProcessManager] = [
+            *self.projectors.values(),
+            *self.process_managers.values(),
+        ]
+        workers = [worker for worker in everyone if worker.name in places]
         read = 0
+        if workers:
+            events = await self.store.read_feed(
+                min(places[worker.name] for worker in workers), limit=self.batch_size
+            )
+            read = len(events)
+            idle: list[tuple[str, FeedCheckpoint, FeedCheckpoint]] = []
+            for worker in workers:
+                place = places[worker.name]
+                beyond = [event for event in events if event.checkpoint > place]
+                if not beyond:
+                    continue
+                if not any(event.event_type in worker.event_types for event in beyond):
+                    idle.append((worker.name, place, beyond[-1].checkpoint))
+                elif worker.name in self.projectors:
+                    await self._catch_up_from(self.projectors[worker.name], place, beyond)
+                else:
+                    await self._advance_from(self.process_managers[worker.name], place, beyond)
+            if idle:
+                await _move_checkpoints(self.engine, idle)
+            if events:
+                self._seen = max(self._seen, max(event.position for event in events))
         for projector in self.projectors.values():
-            read += await self.catch_up(projector, projector.name, Tables.live(projector.tables))
-            read += await self._rebuild_step(projector)
-        for manager in self.process_managers.values():
-            read += await self.advance(manager)
+            if rebuild_checkpoint(projector.name) in places:
+                read += await self._rebuild_step(projector)
         if read:
             self._progress.set()
             self._progress = asyncio.Event()
         return read
+
+    async def _places(self) -> dict[str, FeedCheckpoint]:
+        """Where every running checkpoint stands (rebuilds' included)."""
+        async with self.engine.connect() as connection:
+            rows = await connection.execute(
+                text(
+                    "SELECT name, transaction_id::text AS tx, position "
+                    "FROM projection_checkpoints WHERE status = 'running'"
+                )
+            )
+            return {row.name: FeedCheckpoint(int(row.tx), row.position) for row in rows}
 
     async def catch_up(self, projector: Projector, checkpoint_name: str, tables: Tables) -> int:
         """One batch from the checkpoint named `checkpoint_name` into `tables`."""
@@ -158,15 +209,34 @@ class ProjectionRunner:
             log.warning("batch of %s failed; applying it event by event", checkpoint_name)
             return await self._isolate_failure(projector, checkpoint_name, tables)
 
+    async def _catch_up_from(
+        self, projector: Projector, place: FeedCheckpoint, events: Sequence[RecordedEvent]
+    ) -> None:
+        """Apply `events`, read beyond `place`, to the live tables, if the checkpoint is there."""
+        tables = Tables.live(projector.tables)
+        try:
+            async with self.engine.begin() as connection:
+                if await _lock_checkpoint(connection, projector.name) != place:
+                    return  # moved meanwhile (by a runner deposed since): the next pass rereads
+                await self._apply(connection, projector, events, tables, projector.name)
+        except Exception:
+            log.warning("batch of %s failed; applying it event by event", projector.name)
+            await self._isolate_failure(projector, projector.name, tables)
+
     async def advance(self, manager: ProcessManager, *, limit: int | None = None) -> int:
         """One batch of the feed through `manager`: its commands, then its state and checkpoint."""
-        async with self.engine.begin() as connection:
-            start = await _lock_checkpoint(connection, manager.name)
+        async with self.engine.connect() as connection:
+            start = await _read_checkpoint(connection, manager.name, only_running=True)
         if start is None:
             return 0
         events = await self.store.read_feed(start, limit=limit or self.batch_size)
         if not events:
             return 0
+        return await self._advance_from(manager, start, events)
+
+    async def _advance_from(
+        self, manager: ProcessManager, start: FeedCheckpoint, events: Sequence[RecordedEvent]
+    ) -> int:
         try:
             record = await manager.react([e for e in events if e.event_type in manager.event_types])
         except DATABASE_TROUBLE:
@@ -243,9 +313,6 @@ class ProjectionRunner:
         return started
 
     async def _rebuild_step(self, projector: Projector) -> int:
-        async with self.engine.connect() as connection:
-            if not await is_rebuilding(connection, projector.name):
-                return 0
         read = await self.catch_up(
             projector, rebuild_checkpoint(projector.name), rebuild_tables(projector)
         )
@@ -406,17 +473,46 @@ async def _stop_at(connection: AsyncConnection, name: str, event: RecordedEvent)
     )
 
 
-async def _read_checkpoint(connection: AsyncConnection, name: str) -> FeedCheckpoint | None:
+async def _read_checkpoint(
+    connection: AsyncConnection, name: str, *, only_running: bool = False
+) -> FeedCheckpoint | None:
     row = (
         await connection.execute(
             text(
-                "SELECT transaction_id::text AS tx, position FROM projection_checkpoints "
+                "SELECT transaction_id::text AS tx, position, status FROM projection_checkpoints "
                 "WHERE name = :name"
             ),
             {"name": name},
         )
     ).first()
-    return None if row is None else FeedCheckpoint(int(row.tx), row.position)
+    if row is None or (only_running and row.status != "running"):
+        return None
+    return FeedCheckpoint(int(row.tx), row.position)
+
+
+async def _move_checkpoints(
+    engine: AsyncEngine, moves: Sequence[tuple[str, FeedCheckpoint, FeedCheckpoint]]
+) -> None:
+    """Move each (name, from, to) checkpoint that is still running at `from` to `to`."""
+    async with engine.begin() as connection:
+        await connection.execute(
+            text(
+                "UPDATE projection_checkpoints SET transaction_id = CAST(:tx AS text)::xid8, "
+                "position = :position, updated_at = now() WHERE name = :name "
+                "AND status = 'running' AND transaction_id = CAST(:old_tx AS text)::xid8 "
+                "AND position = :old_position"
+            ),
+            [
+                {
+                    "name": name,
+                    "old_tx": str(start.transaction_id),
+                    "old_position": start.position,
+                    "tx": str(end.transaction_id),
+                    "position": end.position,
+                }
+                for name, start, end in moves
+            ],
+        )
 
 
 async def _save_checkpoint(
