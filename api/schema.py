@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 
 import strawberry
 from graphql import GraphQLError
@@ -11,10 +11,11 @@ from strawberry.extensions import (
     MaxTokensLimiter,
     ParserCache,
     QueryDepthLimiter,
+    SchemaExtension,
     ValidationCache,
 )
+from strawberry.extensions.runner import SchemaExtensionsRunner
 from strawberry.schema.config import StrawberryConfig
-from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
@@ -26,6 +27,7 @@ from api.orders import OrderMutations, OrderQueries
 from api.posts import PostMutations, PostQueries
 from api.scalars import SCALARS
 from api.settings import Settings
+from api.streaming import PerEventExecutor, StreamingExtensionsRunner
 from api.subscriptions import Subscription
 from api.users import UserMutations, UserQueries
 
@@ -39,25 +41,15 @@ Mutation = merge_types(
 )
 
 
-class PerEventExecutor(StrawberryGraphQLCoreExecutionContext):
-    """Runs each event of a subscription with a memo of collected subfields of its own.
-
-    graphql-core 3.3.2 gives every event's executor the subscription's memo, keyed by the id of
-    field lists that are new at every event: each event adds an entry that lives as long as the
-    subscription (some 870 bytes per event per subscriber, and longer and longer garbage
-    collections). Within one event the memo still does its job.
-    """
-
-    def build_per_event_executor(self, payload: Any) -> PerEventExecutor:
-        executor = super().build_per_event_executor(payload)
-        executor._relevant_sub_fields = {}
-        return cast(PerEventExecutor, executor)
-
-
 class ChronicleSchema(strawberry.Schema):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("execution_context_class", PerEventExecutor)
         super().__init__(*args, **kwargs)
+
+    def create_extensions_runner(
+        self, execution_context: ExecutionContext, extensions: list[SchemaExtension]
+    ) -> SchemaExtensionsRunner:
+        return StreamingExtensionsRunner(execution_context, extensions)
 
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None

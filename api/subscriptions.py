@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import AsyncGenerator
+from uuid import UUID
 
 import strawberry
 
@@ -12,6 +14,7 @@ from api.errors import ClientError, validation_failed
 from api.orders import Order
 from api.posts import Post
 from api.scalars import Position
+from api.streaming import SHARED_RESULTS
 from api.types import Event
 from projections import order_queries, post_queries
 from projections.live import EventFilter, FellBehind
@@ -45,6 +48,20 @@ async def _changes(
         raise fell_behind(error) from error
 
 
+_PUSHED: OrderedDict[UUID, Event] = OrderedDict()
+
+
+def pushed(event: RecordedEvent) -> Event:
+    """The one `Event` every subscriber is handed for `event`: subscribers of the same document
+    then share its execution (see api/streaming.py)."""
+    shared = _PUSHED.get(event.event_id)
+    if shared is None:
+        shared = _PUSHED[event.event_id] = Event.of(event)
+        if len(_PUSHED) > SHARED_RESULTS:
+            _PUSHED.popitem(last=False)
+    return shared
+
+
 @strawberry.type
 class Subscription:
     @strawberry.subscription(
@@ -74,7 +91,7 @@ class Subscription:
         )
         try:
             async for event in services.live.subscribe(accepts, after=checkpoint):
-                yield Event.of(event)
+                yield pushed(event)
         except FellBehind as error:
             raise fell_behind(error) from error
 

@@ -9,6 +9,7 @@ import strawberry
 
 from api.context import Info
 from api.scalars import JSON, Position
+from api.streaming import Shareable
 from store.command_handler import CommandOutcome
 from store.events import RecordedEvent
 
@@ -17,7 +18,7 @@ if TYPE_CHECKING:
 
 
 @strawberry.type
-class Event:
+class Event(Shareable):
     position: Position
     event_id: strawberry.ID
     stream_id: strawberry.ID
