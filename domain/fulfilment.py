@@ -64,11 +64,6 @@ class Fulfilment:
 INITIAL_STATE = Fulfilment()
 
 
-def order_of(event: Trigger) -> str:
-    """The order an event is about: the key of the process's state."""
-    return event.order_id
-
-
 def _reserve(order_id: str, line: orders.OrderedLine, event_id: str) -> Issue:
     return Issue(
         command=catalog.ReserveStock(

@@ -19,12 +19,10 @@ import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass, field
 
-from store.event_store import EventStore
+from store.event_store import HELD_BACK_RETRY, EventStore
 from store.events import FeedCheckpoint, RecordedEvent
 
 log = logging.getLogger(__name__)
-
-RETRY_HELD_BACK = 0.02
 
 
 class FellBehind(Exception):
@@ -117,7 +115,7 @@ class LiveFeed:
                 log.warning("live feed could not read the store; retrying", exc_info=True)
             # A rung event we have not read yet is held back by some other transaction still
             # in flight (the feed is gap-safe): look again shortly rather than at the next poll.
-            pause = RETRY_HELD_BACK if self._rung > self._read else self.poll_interval
+            pause = HELD_BACK_RETRY if self._rung > self._read else self.poll_interval
             waiters = [asyncio.ensure_future(e.wait()) for e in (stop, self._wake)]
             await asyncio.wait(waiters, timeout=pause, return_when="FIRST_COMPLETED")
             for waiter in waiters:

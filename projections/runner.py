@@ -42,13 +42,12 @@ from projections.rebuild import (
 from store.database import plain_url
 from store.doorbell import RING_CHANNEL
 from store.errors import WrongExpectedVersion
-from store.event_store import EventStore
+from store.event_store import HELD_BACK_RETRY, EventStore
 from store.events import FeedCheckpoint, RecordedEvent
 
 log = logging.getLogger(__name__)
 
 LEADER_LOCK = 7_463_002
-RETRY_HELD_BACK = 0.02
 
 DATABASE_TROUBLE = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, DBAPIError)
 """Failures of the connection rather than of an event: the runner reconnects and retries."""
@@ -131,7 +130,7 @@ class ProjectionRunner:
                     continue  # a full batch: more is waiting
                 # A rung event not read yet is held back by a transaction still in flight (the
                 # feed is gap-safe): look again shortly rather than at the next poll.
-                pause = RETRY_HELD_BACK if self._rung > self._seen else self.poll_interval
+                pause = HELD_BACK_RETRY if self._rung > self._seen else self.poll_interval
                 await _wait(stop, pause, self._wake)
                 await connection.fetchval("SELECT 1")  # still connected, so still the leader
         finally:

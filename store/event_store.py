@@ -62,6 +62,11 @@ _FEED = text(
 )
 
 
+HELD_BACK_RETRY = 0.02
+"""Seconds before a reader looks again for an event it was told of but could not read yet:
+a transaction still in flight holds it back (the feed is gap-safe), and holds are short."""
+
+
 class EventStore:
     """Append to and read from the event log. Safe to share between tasks."""
 
