@@ -139,42 +139,42 @@ class ProjectionRunner:
                 await connection.close(timeout=2)
 
     async def run_once(self) -> int:
-        """One pass: read the feed once, from the checkpoint furthest behind, and give each
-        projector and process manager what lies beyond its own checkpoint; then a step of any
-        rebuild. Returns the number of events read (a full batch: more may be waiting).
+        """One pass: every projector and process manager gets the batch of the feed beyond its
+        checkpoint, read once for all those that stand at the same place (in the steady state,
+        all of them: they move in step); then a step of any rebuild. Returns the size of the
+        largest batch read (a full one: more may be waiting).
 
         Each projector with events of its types applies them and moves its checkpoint in a
         transaction of its own; the checkpoints of those with none of their types in the batch
-        move together in one statement, each only from the place it was read at.
+        move together in one statement, each only from the place it was read at. One that lags
+        (new, or restarted after a failure) reads batches of its own and holds no one back.
         """
         places = await self._places()
         everyone: list[Projector | ProcessManager] = [
             *self.projectors.values(),
             *self.process_managers.values(),
         ]
-        workers = [worker for worker in everyone if worker.name in places]
+        standing: dict[FeedCheckpoint, list[Projector | ProcessManager]] = {}
+        for worker in everyone:
+            if worker.name in places:
+                standing.setdefault(places[worker.name], []).append(worker)
         read = 0
-        if workers:
-            events = await self.store.read_feed(
-                min(places[worker.name] for worker in workers), limit=self.batch_size
-            )
-            read = len(events)
-            idle: list[tuple[str, FeedCheckpoint, FeedCheckpoint]] = []
+        idle: list[tuple[str, FeedCheckpoint, FeedCheckpoint]] = []
+        for place, workers in standing.items():
+            events = await self.store.read_feed(place, limit=self.batch_size)
+            if not events:
+                continue
+            read = max(read, len(events))
+            self._seen = max(self._seen, max(event.position for event in events))
             for worker in workers:
-                place = places[worker.name]
-                beyond = [event for event in events if event.checkpoint > place]
-                if not beyond:
-                    continue
-                if not any(event.event_type in worker.event_types for event in beyond):
-                    idle.append((worker.name, place, beyond[-1].checkpoint))
+                if not any(event.event_type in worker.event_types for event in events):
+                    idle.append((worker.name, place, events[-1].checkpoint))
                 elif worker.name in self.projectors:
-                    await self._catch_up_from(self.projectors[worker.name], place, beyond)
+                    await self._catch_up_from(self.projectors[worker.name], place, events)
                 else:
-                    await self._advance_from(self.process_managers[worker.name], place, beyond)
-            if idle:
-                await _move_checkpoints(self.engine, idle)
-            if events:
-                self._seen = max(self._seen, max(event.position for event in events))
+                    await self._advance_from(self.process_managers[worker.name], place, events)
+        if idle:
+            await _move_checkpoints(self.engine, idle)
         for projector in self.projectors.values():
             if rebuild_checkpoint(projector.name) in places:
                 read += await self._rebuild_step(projector)

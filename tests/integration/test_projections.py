@@ -187,6 +187,34 @@ async def checkpoint_position(world: World, name: str) -> int:
     return status.position
 
 
+class Late:
+    """A read model added to a database that already has a history."""
+
+    name = "late"
+    tables: tuple[str, ...] = ()
+    event_types = frozenset({"UserRegistered"})
+
+    async def apply(
+        self, connection: AsyncConnection, events: Sequence[RecordedEvent], tables: Tables
+    ) -> None:
+        pass
+
+
+async def test_a_projector_far_behind_holds_no_one_back(world: World) -> None:
+    for n in range(30):
+        await register(world, f"old{n}", 30)
+    await drain(world.runner)
+    world.runner.projectors["late"] = Late()
+    await world.runner.ensure_checkpoints()  # at the start of the feed, 30 events behind
+    position = await register(world, "new", 30)
+
+    await world.runner.run_once()  # one pass: batches of 7
+    await world.runner.wait_for("users", position, within=0)
+    assert 0 < await checkpoint_position(world, "late") < position
+    await drain(world.runner)
+    assert await checkpoint_position(world, "late") >= position
+
+
 async def test_two_runners_elect_one_leader(world: World, engine: AsyncEngine) -> None:
     other = ProjectionRunner(engine, world.runner.store, [UsersProjector()], poll_interval=0.05)
     stop = asyncio.Event()
