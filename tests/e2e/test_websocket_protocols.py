@@ -60,8 +60,9 @@ async def still_serving(client: GraphQLClient) -> None:
 # ---------------------------------------------------------------- graphql-transport-ws
 
 
-async def initialised(server: Server) -> websockets.ClientConnection:
-    socket = await raw_socket(server, TRANSPORT_WS)
+async def initialised(server: Server, protocol: str = TRANSPORT_WS) -> websockets.ClientConnection:
+    """A socket of `protocol` whose `connection_init` was acknowledged."""
+    socket = await raw_socket(server, protocol)
     await send(socket, {"type": "connection_init"})
     assert (await receive(socket))["type"] == "connection_ack"
     return socket
@@ -151,18 +152,11 @@ async def test_ping_is_answered_with_pong(server: Server) -> None:
 # ---------------------------------------------------------------- legacy graphql-ws
 
 
-async def legacy(server: Server) -> websockets.ClientConnection:
-    socket = await raw_socket(server, LEGACY_WS)
-    await send(socket, {"type": "connection_init"})
-    assert (await receive(socket))["type"] == "connection_ack"
-    return socket
-
-
 async def test_legacy_protocol_delivers_events_and_keeps_the_connection_alive(
     server: Server, store: EventStore
 ) -> None:
     kind = f"Legacy{uuid.uuid4().hex[:8]}"
-    async with await legacy(server) as socket:
+    async with await initialised(server, LEGACY_WS) as socket:
         async with asyncio.timeout(5):
             while json.loads(await socket.recv())["type"] != "ka":
                 pass
@@ -182,7 +176,7 @@ async def test_legacy_unknown_message_type_is_answered_with_an_error(
     server: Server, store: EventStore
 ) -> None:
     kind = f"Legacy{uuid.uuid4().hex[:8]}"
-    async with await legacy(server) as socket:
+    async with await initialised(server, LEGACY_WS) as socket:
         await send(socket, {"type": "no-such-type", "id": "7"})
         reply = await receive(socket)
         assert (reply["type"], reply["id"]) == ("error", "7")
@@ -193,7 +187,7 @@ async def test_legacy_unknown_message_type_is_answered_with_an_error(
 
 
 async def test_legacy_malformed_after_is_a_validation_error(server: Server) -> None:
-    async with await legacy(server) as socket:
+    async with await initialised(server, LEGACY_WS) as socket:
         query = 'subscription { events(after: "nope") { position } }'
         await send(socket, {"type": "start", "id": "bad", "payload": {"query": query}})
         reply = await receive(socket)
