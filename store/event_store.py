@@ -32,9 +32,11 @@ from store.events import (
 )
 from store.upcasting import Upcasters
 
+# The writer's xid8 is read out as text named `tx`, never under its own name: a bare
+# `ORDER BY transaction_id` would then sort the text ("1000000" before "999999").
 _COLUMNS = """
     position, event_id, stream_id, stream_type, version, event_type, schema_version,
-    data::text AS data, metadata::text AS metadata, transaction_id::text AS transaction_id,
+    data::text AS data, metadata::text AS metadata, transaction_id::text AS tx,
     recorded_at
 """
 
@@ -56,7 +58,7 @@ _FEED = text(
       AND (CAST(:stream_id AS text) IS NULL OR stream_id = :stream_id)
       AND (CAST(:stream_type AS text) IS NULL OR stream_type = :stream_type)
       AND (CAST(:types AS text[]) IS NULL OR event_type = ANY(CAST(:types AS text[])))
-    ORDER BY transaction_id, position
+    ORDER BY events.transaction_id, events.position
     LIMIT :limit
     """
 )
@@ -385,7 +387,7 @@ class EventStore:
             schema_version=schema_version,
             data=data,
             metadata=msgspec.json.decode(row["metadata"]),
-            transaction_id=int(row["transaction_id"]),
+            transaction_id=int(row["tx"]),
             recorded_at=row["recorded_at"],
         )
 
