@@ -18,6 +18,10 @@ STREAM_TYPE = "Order"
 MAX_QUANTITY = 1_000
 MAX_LINES = 100
 MAX_TEXT = 200
+MAX_ORDER_TOTAL_CENTS = 1_000_000_000_000
+"""The largest order total the domain accepts: $10,000,000,000.00. Above 2^31-1, so an order of
+22 units at the catalog's top price is fine, and far below 2^53: every total is exact as a JSON
+number in any client, and as a 64-bit integer in SQL."""
 
 DRAFT, PLACED, CONFIRMED, REJECTED = "DRAFT", "PLACED", "CONFIRMED", "REJECTED"
 PAID, SHIPPED, DELIVERED, CANCELLED = "PAID", "SHIPPED", "DELIVERED", "CANCELLED"
@@ -308,6 +312,10 @@ def _add_line(command: AddLineItem, state: Order) -> Sequence[Event]:
     if existing is not None and existing.quantity + command.quantity > MAX_QUANTITY:
         raise RuleViolated(f"a line holds at most {MAX_QUANTITY} units")
     entry = command.product
+    unit_price_cents = existing.unit_price_cents if existing else entry.unit_price_cents
+    total_cents = state.total_cents + command.quantity * unit_price_cents
+    if total_cents > MAX_ORDER_TOTAL_CENTS:
+        raise ValidationFailed(_over_the_limit(total_cents))
     return [
         LineItemAdded(
             order_id=state.order_id,
@@ -315,9 +323,16 @@ def _add_line(command: AddLineItem, state: Order) -> Sequence[Event]:
             sku=existing.sku if existing else entry.sku,
             name=existing.name if existing else entry.name,
             quantity=command.quantity,
-            unit_price_cents=existing.unit_price_cents if existing else entry.unit_price_cents,
+            unit_price_cents=unit_price_cents,
         )
     ]
+
+
+def _over_the_limit(total_cents: int) -> str:
+    return (
+        f"an order's total is at most {MAX_ORDER_TOTAL_CENTS} cents; "
+        f"this order's would be {total_cents} cents"
+    )
 
 
 def decide(command: Command, state: Order) -> Sequence[Event]:
@@ -337,6 +352,9 @@ def decide(command: Command, state: Order) -> Sequence[Event]:
             _require(state, DRAFT, to="place")
             if not state.lines:
                 raise RuleViolated("an order needs at least one item to be placed")
+            if state.total_cents > MAX_ORDER_TOTAL_CENTS:
+                # Only a draft filled before the limit existed can be over it.
+                raise ValidationFailed(_over_the_limit(state.total_cents))
             lines = tuple(
                 OrderedLine(product_id=line.product_id, quantity=line.quantity)
                 for line in state.lines

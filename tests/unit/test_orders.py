@@ -249,3 +249,92 @@ def test_commands_on_an_unknown_order_are_not_found() -> None:
             ),
             given(CREATED),
         )
+
+
+def _lines(count: int, quantity: int, unit_price_cents: int) -> list[LineItemAdded]:
+    return [
+        LineItemAdded(
+            order_id="o1",
+            product_id=f"p{i}",
+            sku="S",
+            name="N",
+            quantity=quantity,
+            unit_price_cents=unit_price_cents,
+        )
+        for i in range(count)
+    ]
+
+
+def test_an_order_total_above_32_bits_is_accepted() -> None:
+    top = CatalogEntry(sku="TOP", name="Top", unit_price_cents=100_000_000)
+    (added,) = decide(
+        AddLineItem(order_id="o1", product_id="p1", quantity=22, product=top), given(CREATED)
+    )
+    state = DECIDER.evolve(given(CREATED), added)
+    assert state.total_cents == 2_200_000_000 > 2**31 - 1
+    (placed,) = decide(PlaceOrder(order_id="o1"), state)
+    assert isinstance(placed, OrderPlaced) and placed.total_cents == 2_200_000_000
+
+
+def test_an_order_total_is_at_most_ten_billion_dollars() -> None:
+    # Nine full lines at the catalog's top price, and room for 1,000 more units of it.
+    nine = given(CREATED, *_lines(9, 1000, 100_000_000))
+    assert nine.total_cents == 900_000_000_000
+    top = CatalogEntry(sku="TOP", name="Top", unit_price_cents=100_000_000)
+    at_the_limit = decide(
+        AddLineItem(order_id="o1", product_id="p-top", quantity=1000, product=top), nine
+    )
+    full = DECIDER.fold(nine, list(at_the_limit))
+    assert full.total_cents == 1_000_000_000_000
+    cent = CatalogEntry(sku="CENT", name="Cent", unit_price_cents=1)
+    with pytest.raises(ValidationFailed, match="at most 1000000000000 cents") as refused:
+        decide(AddLineItem(order_id="o1", product_id="p-cent", quantity=1, product=cent), full)
+    assert "1000000000001" in str(refused.value)
+    # Growing a line already there is held to the same limit, at its captured price.
+    grown = DECIDER.fold(
+        nine,
+        [
+            LineItemAdded(
+                order_id="o1",
+                product_id="p-cent",
+                sku="C",
+                name="C",
+                quantity=1,
+                unit_price_cents=1,
+            ),
+            LineItemAdded(
+                order_id="o1",
+                product_id="p-top",
+                sku="TOP",
+                name="Top",
+                quantity=999,
+                unit_price_cents=100_000_000,
+            ),
+        ],
+    )
+    assert grown.total_cents == 999_900_000_001
+    with pytest.raises(ValidationFailed, match="would be 1000000000001 cents"):
+        decide(AddLineItem(order_id="o1", product_id="p-top", quantity=1, product=cent), grown)
+
+
+def test_a_draft_over_the_limit_from_before_it_cannot_be_placed_but_can_shrink() -> None:
+    legacy = given(CREATED, *_lines(11, 1000, 100_000_000))
+    assert legacy.total_cents == 1_100_000_000_000
+    with pytest.raises(ValidationFailed, match="at most 1000000000000 cents"):
+        decide(PlaceOrder(order_id="o1"), legacy)
+    assert decide(RemoveLineItem(order_id="o1", product_id="p0"), legacy)
+
+
+def test_an_order_above_32_bits_is_paid_its_exact_total() -> None:
+    big = 1000 * 100_000_000  # one line of 1,000 units at the catalog's top price
+    history = [
+        CREATED,
+        *_lines(1, 1000, 100_000_000),
+        OrderPlaced(
+            order_id="o1", lines=(OrderedLine(product_id="p0", quantity=1000),), total_cents=big
+        ),
+        OrderConfirmed(order_id="o1"),
+    ]
+    assert decide(PayOrder(order_id="o1", amount_cents=big, method="wire"), given(*history)) == [
+        OrderPaid(order_id="o1", amount_cents=100_000_000_000, method="wire")
+    ]
