@@ -327,7 +327,7 @@ def test_a_draft_over_the_limit_from_before_it_cannot_be_placed_but_can_shrink()
 
 def test_an_order_above_32_bits_is_paid_its_exact_total() -> None:
     big = 1000 * 100_000_000  # one line of 1,000 units at the catalog's top price
-    history = [
+    history: list[Event] = [
         CREATED,
         *_lines(1, 1000, 100_000_000),
         OrderPlaced(
