@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from store.database import create_engine
 from store.event_store import EventStore
 from store.migrations import upgrade
+from tests.xid_cluster import XidClusters
 
 LOCAL_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
 
@@ -111,3 +112,15 @@ async def store(engine: AsyncEngine) -> AsyncIterator[EventStore]:
     store = EventStore(engine)
     yield store
     await store.close()
+
+
+@pytest.fixture(scope="session")
+def xid_clusters() -> Iterator[XidClusters]:
+    """Private clusters whose next transaction id a test chooses (see tests/xid_cluster.py).
+
+    Made under the system's temporary folder rather than pytest's, whose folders only their
+    owner may enter: the server runs as `postgres` when the tests run as root."""
+    with tempfile.TemporaryDirectory(prefix="chronicle-xid-") as folder:
+        clusters = XidClusters(Path(folder))
+        clusters.prepare()
+        yield clusters
