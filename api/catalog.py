@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import uuid
-
 import strawberry
 
-from api.commands import execute, optional
+from api.commands import execute, new_stream_id, optional
 from api.context import Info
 from api.reads import caught_up, page_errors
 from api.scalars import Position
@@ -45,7 +43,7 @@ class ChangeProductPriceInput:
 class CatalogMutations:
     @strawberry.mutation
     async def add_product(self, info: Info, input: AddProductInput) -> CommandResult:
-        product_id = str(uuid.uuid4())
+        product_id = new_stream_id("product", input.command_id)
         command = catalog.AddProduct(
             product_id=product_id,
             sku=input.sku,
@@ -54,7 +52,12 @@ class CatalogMutations:
             initial_stock=input.initial_stock,
         )
         return await execute(
-            info, catalog.DECIDER, product_id, command, command_id=input.command_id
+            info,
+            catalog.DECIDER,
+            product_id,
+            command,
+            command_id=input.command_id,
+            request=input,
         )
 
     @strawberry.mutation
@@ -67,6 +70,7 @@ class CatalogMutations:
             command,
             expected_version=input.expected_version,
             command_id=input.command_id,
+            request=input,
         )
 
     @strawberry.mutation
@@ -83,6 +87,7 @@ class CatalogMutations:
             command,
             expected_version=input.expected_version,
             command_id=input.command_id,
+            request=input,
         )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+from dataclasses import replace
 from typing import Any
 
 import strawberry
@@ -10,13 +12,25 @@ from api.context import Info
 from api.errors import from_refusal, validation_failed
 from api.types import CommandResult
 from domain.decider import Decider
+from store.events import fingerprint
 
 MAX_COMMAND_ID_LENGTH = 200
+
+_STREAM_IDS = uuid.UUID("4f0c2b8e-6a51-4d7e-9c1a-3b2d5e8f7a60")
 
 
 def optional(value: Any) -> Any:
     """An input field the client left out or sent as null, as None."""
     return None if value is strawberry.UNSET else value
+
+
+def new_stream_id(kind: str, command_id: str | None) -> str:
+    """The id of the stream a creating command starts: random, or named after the commandId
+    so that sending the same request again targets the same stream (and replays)."""
+    command_id = optional(command_id)
+    if command_id is None:
+        return str(uuid.uuid4())
+    return str(uuid.uuid5(_STREAM_IDS, f"{kind}:{command_id}"))
 
 
 async def execute(
@@ -27,7 +41,11 @@ async def execute(
     *,
     expected_version: int | None = None,
     command_id: str | None = None,
+    request: object = None,
 ) -> CommandResult:
+    """Run `command` for a mutation. `request` is the client's input: with a commandId, a
+    fingerprint of it (never of values the server filled in) tells a retry of the same request
+    from a different command under a used id."""
     expected_version = optional(expected_version)
     command_id = optional(command_id)
     if command_id is not None and not 1 <= len(command_id) <= MAX_COMMAND_ID_LENGTH:
@@ -40,7 +58,12 @@ async def execute(
             stream_id,
             command,
             expected_version=expected_version,
-            context=info.context.command_context(command_id),
+            context=replace(
+                info.context.command_context(command_id),
+                fingerprint=None
+                if request is None or command_id is None
+                else fingerprint(request, omit=("command_id",)),
+            ),
         )
     except Exception as error:
         refusal = from_refusal(error)

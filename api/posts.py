@@ -8,7 +8,7 @@ from typing import Any
 
 import strawberry
 
-from api.commands import execute, optional
+from api.commands import execute, new_stream_id, optional
 from api.context import Info
 from api.lookups import user_exists
 from api.reads import caught_up, page_errors
@@ -89,6 +89,7 @@ async def _on_post(info: Info, input: Any, command: posts.Command) -> CommandRes
         command,
         expected_version=getattr(input, "expected_version", None),
         command_id=input.command_id,
+        request=input,
     )
 
 
@@ -96,14 +97,16 @@ async def _on_post(info: Info, input: Any, command: posts.Command) -> CommandRes
 class PostMutations:
     @strawberry.mutation
     async def create_post(self, info: Info, input: CreatePostInput) -> CommandResult:
-        post_id = str(uuid.uuid4())
+        post_id = new_stream_id("post", input.command_id)
         command = posts.CreatePost(
             post_id=post_id,
             author_id=input.author_id,
             author_exists=await user_exists(info, str(input.author_id)),
             message=input.message,
         )
-        return await execute(info, posts.DECIDER, post_id, command, command_id=input.command_id)
+        return await execute(
+            info, posts.DECIDER, post_id, command, command_id=input.command_id, request=input
+        )
 
     @strawberry.mutation
     async def edit_post(self, info: Info, input: EditPostInput) -> CommandResult:

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import enum
-import uuid
 from datetime import datetime
 
 import strawberry
 
-from api.commands import execute, optional
+from api.commands import execute, new_stream_id, optional
 from api.context import Info
 from api.reads import caught_up, page_errors
 from api.scalars import Position
@@ -39,11 +38,13 @@ class UpdateUserInput:
 class UserMutations:
     @strawberry.mutation
     async def register_user(self, info: Info, input: RegisterUserInput) -> CommandResult:
-        user_id = str(uuid.uuid4())
+        user_id = new_stream_id("user", input.command_id)
         command = users.RegisterUser(
             user_id=user_id, email=input.email, name=input.name, age=input.age
         )
-        return await execute(info, users.DECIDER, user_id, command, command_id=input.command_id)
+        return await execute(
+            info, users.DECIDER, user_id, command, command_id=input.command_id, request=input
+        )
 
     @strawberry.mutation
     async def update_user(self, info: Info, input: UpdateUserInput) -> CommandResult:
@@ -57,6 +58,7 @@ class UserMutations:
             command,
             expected_version=input.expected_version,
             command_id=input.command_id,
+            request=input,
         )
 
 

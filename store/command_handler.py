@@ -20,9 +20,17 @@ from typing import Any, Generic, TypeVar
 
 from domain.decider import Claim, Decider, KeyClaimed
 from domain.errors import Duplicate
-from store.errors import CommandAlreadyProcessed, WrongExpectedVersion
+from store.errors import CommandAlreadyProcessed, CommandIdReused, WrongExpectedVersion
 from store.event_store import EventStore
-from store.events import ProcessedCommand, RecordedEvent, Snapshot, StreamAppend, StreamState
+from store.events import (
+    CommandIdentity,
+    ProcessedCommand,
+    RecordedEvent,
+    Snapshot,
+    StreamAppend,
+    StreamState,
+    fingerprint,
+)
 from store.serialization import CLAIM_STREAM_TYPE, Aggregates, decode_state, encode_state
 
 S = TypeVar("S")
@@ -34,11 +42,16 @@ log = logging.getLogger(__name__)
 class CommandContext:
     """Who sent a command and why; stored as every event's metadata.
 
-    `command_id` is the client's idempotency key: a command with an id already processed
-    returns its first result and writes nothing.
+    `command_id` is the client's idempotency key: the same command sent again with an id
+    already processed returns its first result and writes nothing; a different command under
+    that id (another type, target stream or input) is refused with `CommandIdReused`.
     """
 
     command_id: str | None = None
+    fingerprint: str | None = None
+    """A digest of the client's input (`store.events.fingerprint`), when the command holds
+    values the server filled in (a catalog price looked up, a generated id) that may differ
+    between two sends of the same request. None: the command itself is fingerprinted."""
     correlation_id: str | None = None
     causation_id: str | None = None
     actor: str | None = None
@@ -115,15 +128,21 @@ class CommandHandler:
     ) -> CommandOutcome:
         """Decide `command` against the stream and append what it decides, exactly once.
 
-        Raises the decider's `DomainError`s, `Duplicate` when a claimed key is taken, and
+        Raises the decider's `DomainError`s, `Duplicate` when a claimed key is taken,
+        `CommandIdReused` when the command id was used for a different command, and
         `WrongExpectedVersion` when `expected_version` is stale (or, without it, when the
         retries run out).
         """
         context = context or CommandContext()
+        identity = CommandIdentity(
+            command_type=type(command).__name__,
+            target=stream_id,
+            fingerprint=context.fingerprint or fingerprint(command),
+        )
         if context.command_id is not None:
             prior = await self.store.processed_command(context.command_id)
             if prior is not None:
-                return _replayed(prior)
+                return _replayed(prior, identity)
         metadata = {
             "commandId": context.command_id or str(uuid.uuid4()),
             "correlationId": context.correlation_id or context.command_id,
@@ -137,6 +156,11 @@ class CommandHandler:
                 raise WrongExpectedVersion(stream_id, expected_version, loaded.version)
             new_events = decider.decide(command, loaded.state)
             if not new_events:
+                if context.command_id is not None:
+                    # Nothing to do may be because a concurrent run under this id just did it.
+                    prior = await self.store.processed_command(context.command_id)
+                    if prior is not None:
+                        return _replayed(prior, identity)
                 position = await self.store.last_position_of(stream_id)
                 return CommandOutcome(
                     stream_id=stream_id, version=loaded.version, position=position or 0, events=()
@@ -152,14 +176,20 @@ class CommandHandler:
             ]
             try:
                 result = await self.store.append(
-                    appends, metadata=metadata, command_id=context.command_id
+                    appends, metadata=metadata, command_id=context.command_id, identity=identity
                 )
-            except CommandAlreadyProcessed:
+            except CommandAlreadyProcessed as done:
                 # A concurrent run of the same command id won; its result is ours.
-                prior = await self.store.processed_command(context.command_id or "")
+                prior = done.prior or await self.store.processed_command(done.command_id)
                 assert prior is not None
-                return _replayed(prior)
+                return _replayed(prior, identity)
             except WrongExpectedVersion as conflict:
+                if context.command_id is not None:
+                    # The writer that moved the stream (or took the key) may be a concurrent
+                    # run under the same command id, new streams being named after it.
+                    prior = await self.store.processed_command(context.command_id)
+                    if prior is not None:
+                        return _replayed(prior, identity)
                 if conflict.stream_id != stream_id:
                     claim = next(
                         c for c in decider.claims(command) if c.stream_id == conflict.stream_id
@@ -216,7 +246,10 @@ class CommandHandler:
             log.warning("could not snapshot %s at version %s", stream_id, version, exc_info=True)
 
 
-def _replayed(prior: ProcessedCommand) -> CommandOutcome:
+def _replayed(prior: ProcessedCommand, identity: CommandIdentity) -> CommandOutcome:
+    """The first result of the command sent again; a different command may not have it."""
+    if not prior.is_run_of(identity):
+        raise CommandIdReused(prior.command_id)
     return CommandOutcome(
         stream_id=prior.stream_id,
         version=prior.version,

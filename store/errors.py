@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from store.events import ExpectedVersion, StreamState
+from domain.errors import Duplicate
+from store.events import ExpectedVersion, ProcessedCommand, StreamState
 
 
 def _describe(expected: ExpectedVersion) -> str:
@@ -23,9 +24,25 @@ class WrongExpectedVersion(Exception):
 class CommandAlreadyProcessed(Exception):
     """An append carried a commandId that an earlier append already recorded."""
 
+    def __init__(self, command_id: str, prior: ProcessedCommand | None = None) -> None:
+        self.command_id = command_id
+        self.prior = prior
+        """The first run's result, when the store read it."""
+        super().__init__(f"command {command_id} was already processed")
+
+
+class CommandIdReused(Duplicate):
+    """A commandId already recorded for a different command (another type, target or input).
+
+    Its message names only the id: nothing of the first command reaches whoever reused it.
+    """
+
     def __init__(self, command_id: str) -> None:
         self.command_id = command_id
-        super().__init__(f"command {command_id} was already processed")
+        super().__init__(
+            f"commandId {command_id!r} was already used for a different command; "
+            "send a new commandId for a new command"
+        )
 
 
 class UnknownEventSchema(Exception):

@@ -18,10 +18,16 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from store.doorbell import Doorbell, pg_notifier
-from store.errors import CommandAlreadyProcessed, DuplicateEventId, WrongExpectedVersion
+from store.errors import (
+    CommandAlreadyProcessed,
+    CommandIdReused,
+    DuplicateEventId,
+    WrongExpectedVersion,
+)
 from store.events import (
     FEED_START,
     AppendResult,
+    CommandIdentity,
     ExpectedVersion,
     FeedCheckpoint,
     ProcessedCommand,
@@ -40,12 +46,12 @@ _COLUMNS = """
     recorded_at
 """
 
-# One round trip: see `append_to_streams` in the first migration for what it guarantees.
+# One round trip: see `append_to_streams` in migrations 0001 and 0006 for what it guarantees.
 _APPEND = """
     SELECT position, version, transaction_id, recorded_at
     FROM append_to_streams($1::text[], $2::text[], $3::integer[], $4::uuid[], $5::integer[],
                            $6::integer[], $7::text[], $8::integer[], $9::text[]::jsonb[],
-                           $10::text::jsonb, $11::text)
+                           $10::text::jsonb, $11::text, $12::text, $13::text)
 """
 _WRONG_EXPECTED_VERSION = "CH409"
 _EXPECTED_CODES = {StreamState.ANY: -1, StreamState.NO_STREAM: 0, StreamState.STREAM_EXISTS: -2}
@@ -94,12 +100,15 @@ class EventStore:
         *,
         metadata: Mapping[str, Any] | None = None,
         command_id: str | None = None,
+        identity: CommandIdentity | None = None,
     ) -> AppendResult:
         """Write events to one or several streams in one transaction, or nothing at all.
 
         Each stream must be at its `expected` version, else `WrongExpectedVersion`. With a
-        `command_id`, the command is recorded with its events (the first append's stream is
-        the command's own); a second append with the same id raises `CommandAlreadyProcessed`.
+        `command_id`, the command is recorded with its events and its `identity` (the first
+        append's stream is the command's own). A second append with the same id raises
+        `CommandAlreadyProcessed` carrying the first run when it is the same command, and
+        `CommandIdReused` when it is not.
         """
         appends = [a for a in appends if a.events]
         if not appends:
@@ -124,6 +133,8 @@ class EventStore:
             [_encode(event.data) for *_, event in rows],
             _encode(metadata or {}),
             command_id,
+            None if identity is None else identity.command_type,
+            None if identity is None else identity.fingerprint,
         )
         # The hot path talks to asyncpg directly (on a pooled connection): one statement, run
         # in its own transaction, costs one round trip.
@@ -133,7 +144,7 @@ class EventStore:
             try:
                 written = await driver.fetch(_APPEND, *arguments)
             except asyncpg.PostgresError as error:
-                raise await self._append_error(error, appends, command_id) from error
+                raise await self._append_error(error, appends, command_id, identity) from error
         recorded = [
             RecordedEvent(
                 position=row["position"],
@@ -159,7 +170,11 @@ class EventStore:
         return result
 
     async def _append_error(
-        self, error: asyncpg.PostgresError, appends: Sequence[StreamAppend], command_id: str | None
+        self,
+        error: asyncpg.PostgresError,
+        appends: Sequence[StreamAppend],
+        command_id: str | None,
+        identity: CommandIdentity | None,
     ) -> Exception:
         """The store's refusal for a failed append, or the error itself if unexpected."""
         if error.sqlstate == _WRONG_EXPECTED_VERSION:
@@ -175,7 +190,12 @@ class EventStore:
                     if found is not None:
                         return WrongExpectedVersion(append.stream_id, append.expected, found[1])
         if constraint == "commands_pkey" and command_id is not None:
-            return CommandAlreadyProcessed(command_id)
+            # A concurrent append with the same id committed first: the same command gets its
+            # result, a different one is refused.
+            prior = await self.processed_command(command_id)
+            if prior is not None and identity is not None and not prior.is_run_of(identity):
+                return CommandIdReused(command_id)
+            return CommandAlreadyProcessed(command_id, prior)
         if constraint == "events_event_id_key":
             return DuplicateEventId(str(error.detail))
         return error  # type: ignore[no-any-return]
@@ -320,7 +340,8 @@ class EventStore:
             row = (
                 await connection.execute(
                     text(
-                        "SELECT stream_id, version, positions FROM commands "
+                        "SELECT stream_id, version, positions, command_type, fingerprint "
+                        "FROM commands "
                         "WHERE command_id = :command_id"
                     ),
                     {"command_id": command_id},
@@ -337,7 +358,12 @@ class EventStore:
             )
             events = [self._recorded(r) for r in result.mappings()]
         return ProcessedCommand(
-            command_id=command_id, stream_id=row.stream_id, version=row.version, events=events
+            command_id=command_id,
+            stream_id=row.stream_id,
+            version=row.version,
+            events=events,
+            command_type=row.command_type,
+            fingerprint=row.fingerprint,
         )
 
     async def last_position_of(self, stream_id: str) -> int | None:

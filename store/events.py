@@ -6,8 +6,11 @@ import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from hashlib import sha256
 from typing import Any
 from uuid import UUID, uuid4
+
+import msgspec
 
 
 class StreamState(enum.Enum):
@@ -83,6 +86,20 @@ class AppendResult:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class CommandIdentity:
+    """What a commandId stands for: a retry must match all three to get the first result.
+
+    `fingerprint` is a digest of the client's input (see `fingerprint`), never of values the
+    server fills in, so that two sends of the same request match.
+    """
+
+    command_type: str
+    target: str
+    """The command's own stream."""
+    fingerprint: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ProcessedCommand:
     """What a command wrote the first time it ran, for a retry with the same commandId."""
 
@@ -90,6 +107,45 @@ class ProcessedCommand:
     stream_id: str
     version: int
     events: Sequence[RecordedEvent]
+    command_type: str | None = None
+    """None for a command recorded before types and fingerprints were (migration 0006)."""
+    fingerprint: str | None = None
+
+    def is_run_of(self, identity: CommandIdentity) -> bool:
+        """Whether `identity` is this command sent again, as far as its record tells.
+
+        A record from before migration 0006 knows only its target: it must still match.
+        """
+        return (
+            self.stream_id == identity.target
+            and self.command_type in (None, identity.command_type)
+            and self.fingerprint in (None, identity.fingerprint)
+        )
+
+
+def fingerprint(value: Any, *, omit: Sequence[str] = ()) -> str:
+    """The sha256 of a canonical JSON encoding of `value` (sorted keys), without the
+    top-level fields named in `omit`. Dataclasses, enums and the like encode as msgspec does;
+    a falsy sentinel it cannot encode (strawberry's UNSET) as null, like a field sent as null."""
+    builtins = msgspec.to_builtins(value, enc_hook=_unset_as_null)
+    if isinstance(builtins, dict):
+        builtins = {key: item for key, item in builtins.items() if key not in omit}
+    return sha256(msgspec.json.encode(_without_nulls(builtins), order="sorted")).hexdigest()
+
+
+def _without_nulls(value: Any) -> Any:
+    # A field sent as null, left out, or added to the input later (and so absent from an
+    # older send) all mean the same.
+    if isinstance(value, dict):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_nulls(item) for item in value]
+    return value
+
+
+def _unset_as_null(value: Any) -> None:
+    if value:
+        raise TypeError(f"cannot fingerprint a {type(value).__name__}")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
