@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import traceback
 from typing import Any
 
 from graphql import GraphQLError
@@ -70,11 +71,30 @@ def code_document_error(error: GraphQLError) -> None:
         error.extensions = {**(error.extensions or {}), "code": "VALIDATION_FAILED"}
 
 
+MAX_TRACE_LINE = 500
+MAX_TRACE_LINES = 300
+
+
+def bounded_trace(error: GraphQLError) -> str:
+    """The trace of what went wrong, each line and the whole cut short: an exception's text
+    may repeat a client's input (a database error quotes its statement and parameters), and a
+    request's full text never goes to the log."""
+    cause = error.original_error or error
+    lines = "".join(traceback.format_exception(cause)).splitlines()
+    kept = [
+        line if len(line) <= MAX_TRACE_LINE else f"{line[:MAX_TRACE_LINE]}… ({len(line)} chars)"
+        for line in lines[:MAX_TRACE_LINES]
+    ]
+    if len(lines) > MAX_TRACE_LINES:
+        kept.append(f"… {len(lines) - MAX_TRACE_LINES} more lines")
+    return "\n".join(kept)
+
+
 def triage(errors: list[GraphQLError]) -> None:
     """Log what will be masked, with its trace; code the errors of the document itself."""
     for error in errors:
         if not is_client_error(error):
-            log.error("unexpected error in %s", error.path, exc_info=error.original_error)
+            log.error("unexpected error in %s\n%s", error.path, bounded_trace(error))
         elif error.original_error is None:
             code_document_error(error)
 

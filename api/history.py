@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 import strawberry
 
@@ -15,6 +15,15 @@ from store.events import FEED_START
 from store.serialization import encode_state
 
 MAX_EVENTS_PAGE = 1_000
+
+
+def _in_utc_range(moment: datetime) -> bool:
+    """Whether `moment` has a UTC datetime: the database compares instants in UTC."""
+    try:
+        moment.astimezone(UTC)
+    except OverflowError:
+        return False
+    return True
 
 
 @strawberry.type
@@ -65,6 +74,8 @@ class HistoryQueries:
             raise validation_failed("give a version or asOf, not both")
         if as_of is not None and as_of.tzinfo is None:
             raise validation_failed("asOf needs a time zone, e.g. 2026-01-31T12:00:00Z")
+        if as_of is not None and not _in_utc_range(as_of):
+            raise validation_failed("asOf must fall between the years 1 and 9999 in UTC")
         found = await services.store.stream_version(str(stream_id))
         if found is None:
             return None

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from api.commands import optional
 from api.context import Info
 from api.errors import ClientError, validation_failed
-from projections.pagination import InvalidPage
+from projections.pagination import InvalidPage, InvalidSearch
 from projections.runner import StaleRead, UnknownPosition
 
 
@@ -32,8 +32,9 @@ async def caught_up(info: Info, projection: str, min_position: int | None) -> No
 
 @contextlib.contextmanager
 def page_errors() -> Iterator[None]:
-    """A malformed cursor or a page size out of range is the client's VALIDATION_FAILED."""
+    """A malformed cursor, a page size out of range or a search beyond its limits is the
+    client's VALIDATION_FAILED."""
     try:
         yield
-    except InvalidPage as error:
+    except (InvalidPage, InvalidSearch) as error:
         raise validation_failed(str(error)) from error

@@ -22,6 +22,7 @@ from strawberry.types import ExecutionContext
 from api.catalog import CatalogMutations, CatalogQueries
 from api.errors import ErrorCodes, triage
 from api.history import HistoryQueries
+from api.input_text import RefuseUnstorableText
 from api.operations import OperationMutations, OperationQueries
 from api.orders import OrderMutations, OrderQueries
 from api.posts import PostMutations, PostQueries
@@ -62,6 +63,7 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     settings = settings or Settings()
     extensions: list[Any] = [
         ErrorCodes,
+        RefuseUnstorableText,
         lambda: QueryDepthLimiter(max_depth=settings.max_query_depth),
         lambda: MaxTokensLimiter(max_token_count=settings.max_query_tokens),
         lambda: MaxAliasesLimiter(max_alias_count=settings.max_aliases),

@@ -9,6 +9,7 @@ from typing import assert_never
 
 from domain.decider import Claim, Decider
 from domain.errors import NotFound, RuleViolated, ValidationFailed
+from domain.text import quoted
 
 STREAM_TYPE = "User"
 EMAIL_SCOPE = "user-email"
@@ -107,7 +108,7 @@ def _valid_age(age: int) -> int:
 def _valid_email(email: str) -> str:
     email = email.strip()
     if len(email) > MAX_EMAIL_LENGTH or not _EMAIL.match(email):
-        raise ValidationFailed(f"email {email!r} is not a valid address")
+        raise ValidationFailed(f"email {quoted(email)} is not a valid address")
     return email
 
 
@@ -115,7 +116,7 @@ def decide(command: Command, state: User) -> Sequence[Event]:
     match command:
         case RegisterUser():
             if state.registered:
-                raise RuleViolated(f"user {command.user_id} is already registered")
+                raise RuleViolated(f"user {quoted(command.user_id)} is already registered")
             return [
                 UserRegistered(
                     user_id=command.user_id,
@@ -126,7 +127,7 @@ def decide(command: Command, state: User) -> Sequence[Event]:
             ]
         case UpdateUser():
             if not state.registered:
-                raise NotFound(f"user {command.user_id} does not exist")
+                raise NotFound(f"user {quoted(command.user_id)} does not exist")
             if command.name is None and command.age is None:
                 raise ValidationFailed("give a name, an age or both to update")
             name = None if command.name is None else _valid_name(command.name)

@@ -8,11 +8,13 @@ import json
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+from domain.text import unstorable
 
 T = TypeVar("T")
 
@@ -21,6 +23,18 @@ MAX_PAGE_SIZE = 100
 
 class InvalidPage(ValueError):
     """A malformed cursor or a page size out of range."""
+
+
+class InvalidSearch(ValueError):
+    """A search text beyond the limits below."""
+
+
+MAX_SEARCH_LENGTH = 200
+"""Characters of a search text: a search is a few words typed by a person."""
+MAX_SEARCH_WORDS = 10
+"""Words of a search text; each is one operand of the tsquery, so this bounds its depth too."""
+MAX_CURSOR_LENGTH = 512
+"""Characters of a cursor: ours are under 150; anything much longer was not made by us."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,26 +49,62 @@ class Page(Generic[T]):
         return self.items[-1][0] if self.items else None
 
 
-def encode_cursor(*key: Any) -> str:
-    return base64.urlsafe_b64encode(json.dumps(list(key)).encode()).decode()
+def encode_cursor(created_at: datetime, row_id: str) -> str:
+    return base64.urlsafe_b64encode(json.dumps([created_at.isoformat(), row_id]).encode()).decode()
 
 
-def decode_cursor(cursor: str, arity: int) -> list[Any]:
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    """The (created_at, id) key a cursor of `encode_cursor` holds.
+
+    Cursors are opaque: anything but exactly what `encode_cursor` makes (other types, nesting,
+    dates PostgreSQL or Python cannot hold, stray characters) is an InvalidPage, never
+    another exception.
+    """
+    key = _cursor_key(cursor)
+    if (
+        not isinstance(key, list)
+        or len(key) != 2
+        or not all(isinstance(part, str) for part in key)
+        or unstorable(key[1]) is not None
+    ):
+        raise InvalidPage("invalid cursor")
+    text, row_id = key
     try:
-        key = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-    except (binascii.Error, ValueError, UnicodeDecodeError) as error:
-        raise InvalidPage(f"malformed cursor {cursor!r}") from error
-    if not isinstance(key, list) or len(key) != arity:
-        raise InvalidPage(f"malformed cursor {cursor!r}")
-    return key
+        created_at = datetime.fromisoformat(text)
+        # asyncpg sends UTC: an instant that is not a UTC datetime cannot be a row's key
+        created_at.astimezone(UTC)
+    except (ValueError, OverflowError) as error:
+        raise InvalidPage("invalid cursor") from error
+    if created_at.tzinfo is None or encode_cursor(created_at, row_id) != cursor:
+        raise InvalidPage("invalid cursor")
+    return created_at, row_id
 
 
-_WORD = re.compile(r"\w+", re.UNICODE)
+def _cursor_key(cursor: str) -> Any:
+    if len(cursor) > MAX_CURSOR_LENGTH or not cursor.isascii():
+        raise InvalidPage("invalid cursor")
+    try:
+        return json.loads(base64.b64decode(cursor, altchars=b"-_", validate=True))
+    except (binascii.Error, ValueError, RecursionError) as error:
+        raise InvalidPage("invalid cursor") from error
+
+
+_WORD = re.compile(r"[^\W_]+")
+"""A run of letters and digits: the characters tsquery and tsvector parse as a word."""
 
 
 def prefix_query(search: str) -> str | None:
-    """`ada love` as the tsquery `ada:* & love:*`: every word, as a prefix."""
+    """`ada love` as the tsquery `ada:* & love:*`: every word, as a prefix.
+
+    A search text of more than MAX_SEARCH_LENGTH characters or MAX_SEARCH_WORDS words is an
+    InvalidSearch: a long conjunction is a deep tsquery (PostgreSQL's stack depth limit at
+    some 18,000 words), and no one types one.
+    """
+    if len(search) > MAX_SEARCH_LENGTH:
+        raise InvalidSearch(f"search must be at most {MAX_SEARCH_LENGTH} characters")
     words = _WORD.findall(search.lower())
+    if len(words) > MAX_SEARCH_WORDS:
+        raise InvalidSearch(f"search must be at most {MAX_SEARCH_WORDS} words")
     return " & ".join(f"{word}:*" for word in words) or None
 
 
@@ -80,12 +130,7 @@ async def keyset_page(
     page_condition = condition
     params = {**params, "limit": first + 1}
     if after is not None:
-        created_at, last_id = decode_cursor(after, 2)
-        try:
-            params["after_at"] = datetime.fromisoformat(created_at)
-        except (TypeError, ValueError) as error:
-            raise InvalidPage(f"malformed cursor {after!r}") from error
-        params["after_id"] = str(last_id)
+        params["after_at"], params["after_id"] = decode_cursor(after)
         page_condition += " AND (created_at, id) > (:after_at, :after_id)"
     async with engine.connect() as connection:
         rows = (
@@ -103,9 +148,7 @@ async def keyset_page(
             )
         ).scalar_one()
     return Page(
-        items=[
-            (encode_cursor(row.created_at.isoformat(), row.id), make(row)) for row in rows[:first]
-        ],
+        items=[(encode_cursor(row.created_at, row.id), make(row)) for row in rows[:first]],
         total_count=total,
         has_next_page=len(rows) > first,
     )

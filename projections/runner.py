@@ -28,7 +28,7 @@ from typing import Any
 
 import asyncpg
 from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, StatementError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from projections.projector import ProcessManager, Projector, Tables
@@ -468,8 +468,28 @@ async def _stop_at(connection: AsyncConnection, name: str, event: RecordedEvent)
             "UPDATE projection_checkpoints SET status = 'failed', error = :error, "
             "failed_position = :position, updated_at = now() WHERE name = :name"
         ),
-        {"error": f"{type(error).__name__}: {error}", "position": event.position, "name": name},
+        {"error": _failure_reason(error, event), "position": event.position, "name": name},
     )
+
+
+REASON_LENGTH = 80
+
+
+def _failure_reason(error: BaseException | None, event: RecordedEvent) -> str:
+    """What any client of `projections { error }` may read: the exception's kind and the
+    event. A database error's text holds the statement and its parameters, which only the
+    server log keeps; any other's first line is cut short."""
+    if isinstance(error, StatementError):
+        # the driver's own exception (asyncpg's) names the failure best
+        orig = error.orig
+        cause = orig if orig is None or orig.__cause__ is None else orig.__cause__
+        kind = type(error).__name__ + ("" if cause is None else f" ({type(cause).__name__})")
+    else:
+        line = str(error).partition("\n")[0]
+        if len(line) > REASON_LENGTH:
+            line = line[:REASON_LENGTH] + "…"
+        kind = f"{type(error).__name__}: {line}" if line else type(error).__name__
+    return f"{kind} at position {event.position} ({event.event_type}): see the server log"
 
 
 async def _read_checkpoint(
