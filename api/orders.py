@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import enum
+import uuid
 from datetime import datetime
 from typing import Any
 
 import strawberry
 
 from api.catalog import Product
-from api.commands import execute, new_stream_id, optional
+from api.commands import execute, optional
 from api.context import Info
 from api.errors import ClientError
 from api.lookups import catalog_entry, user_exists
+from api.money import Cents, ExactCents
 from api.reads import caught_up, page_errors
 from api.scalars import Position
 from api.types import CommandResult, PageInfo
@@ -72,6 +74,18 @@ class PayOrderInput:
     command_id: strawberry.ID | None = strawberry.UNSET
 
 
+@strawberry.input(
+    description="payOrder's input with the amount as Cents: it pays every order the domain "
+    "accepts, where amountCents (a 32-bit Int) stops at 2^31-1 cents."
+)
+class PayOrderAmountInput:
+    order_id: strawberry.ID
+    amount: Cents = strawberry.field(description="The amount paid, in cents: the order's total.")
+    method: str
+    expected_version: int | None = strawberry.UNSET
+    command_id: strawberry.ID | None = strawberry.UNSET
+
+
 @strawberry.input
 class ShipOrderInput:
     order_id: strawberry.ID
@@ -105,7 +119,6 @@ async def _on_order(info: Info, input: Any, command: orders.Command) -> CommandR
         command,
         expected_version=input.expected_version,
         command_id=input.command_id,
-        request=input,
     )
 
 
@@ -113,7 +126,7 @@ async def _on_order(info: Info, input: Any, command: orders.Command) -> CommandR
 class OrderMutations:
     @strawberry.mutation
     async def create_order(self, info: Info, input: CreateOrderInput) -> CommandResult:
-        order_id = new_stream_id("order", input.command_id)
+        order_id = str(uuid.uuid4())
         address = input.shipping_address
         command = orders.CreateOrder(
             order_id=order_id,
@@ -127,9 +140,7 @@ class OrderMutations:
                 country=address.country,
             ),
         )
-        return await execute(
-            info, orders.DECIDER, order_id, command, command_id=input.command_id, request=input
-        )
+        return await execute(info, orders.DECIDER, order_id, command, command_id=input.command_id)
 
     @strawberry.mutation
     async def add_line_item(self, info: Info, input: AddLineItemInput) -> CommandResult:
@@ -154,6 +165,16 @@ class OrderMutations:
     async def pay_order(self, info: Info, input: PayOrderInput) -> CommandResult:
         command = orders.PayOrder(
             order_id=input.order_id, amount_cents=input.amount_cents, method=input.method
+        )
+        return await _on_order(info, input, command)
+
+    @strawberry.mutation(
+        description="payOrder for every order the domain accepts: the amount as Cents, so "
+        "totals above 2^31-1 cents can be paid."
+    )  # type: ignore[untyped-decorator]
+    async def pay_order_amount(self, info: Info, input: PayOrderAmountInput) -> CommandResult:
+        command = orders.PayOrder(
+            order_id=input.order_id, amount_cents=input.amount, method=input.method
         )
         return await _on_order(info, input, command)
 
@@ -207,6 +228,9 @@ class LineItem:
         "client."
     )
     line_total_cents: int
+    line_total: Cents = strawberry.field(
+        description="The same amount as lineTotalCents, as Cents: exact in every client."
+    )
 
     @strawberry.field
     async def product(self, info: Info) -> Product | None:
@@ -221,8 +245,15 @@ class Order:
     status: OrderStatus
     items: list[LineItem]
     total_cents: int
+    total: Cents = strawberry.field(
+        description="The same amount as totalCents, as Cents: exact in every client for every "
+        "order the domain accepts."
+    )
     shipping_address: Address
     paid_cents: int
+    paid: Cents = strawberry.field(
+        description="The same amount as paidCents, as Cents: exact in every client."
+    )
     carrier: str | None
     tracking_number: str | None
     signed_by: str | None
@@ -251,11 +282,13 @@ class Order:
                     name=line.name,
                     quantity=line.quantity,
                     unit_price_cents=line.unit_price_cents,
-                    line_total_cents=line.quantity * line.unit_price_cents,
+                    line_total_cents=ExactCents(line.quantity * line.unit_price_cents),
+                    line_total=Cents(line.quantity * line.unit_price_cents),
                 )
                 for line in row.lines
             ],
-            total_cents=row.total_cents,
+            total_cents=ExactCents(row.total_cents),
+            total=Cents(row.total_cents),
             shipping_address=Address(
                 line1=address["line1"],
                 line2=address.get("line2"),
@@ -263,7 +296,8 @@ class Order:
                 postal_code=address["postal_code"],
                 country=address["country"],
             ),
-            paid_cents=row.paid_cents,
+            paid_cents=ExactCents(row.paid_cents),
+            paid=Cents(row.paid_cents),
             carrier=row.carrier,
             tracking_number=row.tracking_number,
             signed_by=row.signed_by,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any, NewType
 
 import strawberry
@@ -10,13 +9,9 @@ from strawberry.scalars import JSON
 from strawberry.types.scalar import ScalarDefinition
 
 from api.errors import validation_failed
-from domain.text import quoted
+from api.money import CENTS_SCALAR, Cents
 
 MAX_POSITION = 2**63 - 1
-
-
-_DIGITS = re.compile(r"[0-9]{1,19}")
-"""ASCII digits only: `str.isdigit` also takes "²" and `int` other scripts' digits."""
 
 
 def parse_position(value: Any) -> int:
@@ -25,11 +20,9 @@ def parse_position(value: Any) -> int:
     elif isinstance(value, str):
         text = value.strip()
     else:
-        raise validation_failed(f"a Position is a decimal string, got {quoted(value)}")
-    if _DIGITS.fullmatch(text) is None or int(text) > MAX_POSITION:
-        raise validation_failed(
-            f"a Position is a non-negative decimal integer below 2^63, got {quoted(value)}"
-        )
+        raise validation_failed(f"a Position is a decimal string, got {value!r}")
+    if not text.isdigit() or int(text) > MAX_POSITION:
+        raise validation_failed(f"a Position is a non-negative decimal integer, got {value!r}")
     return int(text)
 
 
@@ -42,7 +35,8 @@ SCALARS: dict[object, ScalarDefinition] = {
         "(it may exceed 2^53).",
         serialize=str,
         parse_value=parse_position,
-    )
+    ),
+    Cents: CENTS_SCALAR,
 }
 
 __all__ = ["JSON", "SCALARS", "Position"]

@@ -16,9 +16,10 @@ from graphql import ExecutionResult
 from strawberry.extensions import SchemaExtension
 from strawberry.extensions.context import StreamResultContextManager
 from strawberry.extensions.runner import SchemaExtensionsRunner
-from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.types import ExecutionContext
 from strawberry.utils.await_maybe import await_maybe
+
+from api.money import ExactCentsExecutor
 
 SHARED_RESULTS = 256
 """Per-event results kept for subscribers of the same document: a few events' worth."""
@@ -31,7 +32,7 @@ class Shareable:
     __slots__ = ()
 
 
-class PerEventExecutor(StrawberryGraphQLCoreExecutionContext):
+class PerEventExecutor(ExactCentsExecutor):
     """Runs each event of a subscription with a memo of collected subfields of its own, and
     once per shareable event and document.
 

@@ -105,8 +105,11 @@ class OrdersProjector:
         if event.event_type in ("LineItemAdded", "LineItemRemoved"):
             await connection.execute(
                 text(
-                    f"UPDATE {orders} SET total_cents = (SELECT coalesce(sum(quantity * "
-                    f"unit_price_cents), 0) FROM {lines} WHERE order_id = :id) WHERE id = :id"
+                    # 64-bit whatever the columns' types: int4 * int4 overflows at 2^31-1,
+                    # fails the batch and halts the read model for good.
+                    f"UPDATE {orders} SET total_cents = (SELECT CAST(coalesce(sum(CAST("
+                    "quantity AS bigint) * CAST(unit_price_cents AS bigint)), 0) AS bigint) "
+                    f"FROM {lines} WHERE order_id = :id) WHERE id = :id"
                 ),
                 {"id": event.stream_id},
             )
