@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import enum
-import uuid
 from datetime import datetime
 from typing import Any
 
 import strawberry
 
 from api.catalog import Product
-from api.commands import execute, optional
+from api.commands import execute, new_stream_id, optional
 from api.context import Info
 from api.errors import ClientError
 from api.lookups import catalog_entry, user_exists
@@ -119,6 +118,7 @@ async def _on_order(info: Info, input: Any, command: orders.Command) -> CommandR
         command,
         expected_version=input.expected_version,
         command_id=input.command_id,
+        request=input,
     )
 
 
@@ -126,7 +126,7 @@ async def _on_order(info: Info, input: Any, command: orders.Command) -> CommandR
 class OrderMutations:
     @strawberry.mutation
     async def create_order(self, info: Info, input: CreateOrderInput) -> CommandResult:
-        order_id = str(uuid.uuid4())
+        order_id = new_stream_id("order", input.command_id)
         address = input.shipping_address
         command = orders.CreateOrder(
             order_id=order_id,
@@ -140,7 +140,9 @@ class OrderMutations:
                 country=address.country,
             ),
         )
-        return await execute(info, orders.DECIDER, order_id, command, command_id=input.command_id)
+        return await execute(
+            info, orders.DECIDER, order_id, command, command_id=input.command_id, request=input
+        )
 
     @strawberry.mutation
     async def add_line_item(self, info: Info, input: AddLineItemInput) -> CommandResult:

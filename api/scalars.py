@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, NewType
 
 import strawberry
@@ -10,8 +11,13 @@ from strawberry.types.scalar import ScalarDefinition
 
 from api.errors import validation_failed
 from api.money import CENTS_SCALAR, Cents
+from domain.text import quoted
 
 MAX_POSITION = 2**63 - 1
+
+
+_DIGITS = re.compile(r"[0-9]{1,19}")
+"""ASCII digits only: `str.isdigit` also takes "²" and `int` other scripts' digits."""
 
 
 def parse_position(value: Any) -> int:
@@ -20,9 +26,11 @@ def parse_position(value: Any) -> int:
     elif isinstance(value, str):
         text = value.strip()
     else:
-        raise validation_failed(f"a Position is a decimal string, got {value!r}")
-    if not text.isdigit() or int(text) > MAX_POSITION:
-        raise validation_failed(f"a Position is a non-negative decimal integer, got {value!r}")
+        raise validation_failed(f"a Position is a decimal string, got {quoted(value)}")
+    if _DIGITS.fullmatch(text) is None or int(text) > MAX_POSITION:
+        raise validation_failed(
+            f"a Position is a non-negative decimal integer below 2^63, got {quoted(value)}"
+        )
     return int(text)
 
 
