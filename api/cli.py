@@ -35,6 +35,7 @@ def serve(settings: Settings) -> None:
         log_level=settings.log_level,
         log_config=None,
         timeout_graceful_shutdown=10,
+        ws_max_size=settings.max_body_bytes,
     )
 
 
@@ -94,6 +95,46 @@ async def _rebuild(settings: Settings, name: str) -> None:
             await built.runner.drive_rebuild(name, progress)
             bar.n = bar.total or 0
         print(f"{name} rebuilt")
+
+
+async def _verify(settings: Settings, name: str | None) -> int:
+    """Verify one read model, or all of them; 0 if each matches a replay, 1 on drift, 2 if
+    `name` is no read model."""
+    from tqdm import tqdm
+
+    from api.app import services
+    from projections.verify import describe, verify_projection
+
+    async with services(dataclasses.replace(settings, run_projections=False)) as built:
+        runner = built.runner
+        if name is not None and name not in runner.projectors:
+            known = ", ".join(sorted(runner.projectors))
+            what = (
+                "a process manager, not a read model"
+                if name in runner.process_managers
+                else f"no read model; known: {known}"
+            )
+            print(f"{name} is {what}", file=sys.stderr)
+            return 2
+        drifted = False
+        for each in [name] if name is not None else list(runner.projectors):
+            with tqdm(desc=f"verifying {each}", unit="position", file=sys.stderr) as bar:
+
+                def progress(position: int, head: int) -> None:
+                    bar.total = head
+                    bar.n = position
+                    bar.refresh()
+
+                verification = await verify_projection(
+                    built.engine,
+                    built.store,
+                    runner.projector(each),
+                    batch_size=runner.batch_size,
+                    on_progress=progress,
+                )
+            print(describe(verification), flush=True)
+            drifted = drifted or not verification.ok
+        return 1 if drifted else 0
 
 
 async def _status(settings: Settings) -> None:
@@ -162,6 +203,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         "progress bar, and swap them in when caught up; queries keep answering meanwhile.",
     )
     rebuild_parser.add_argument("name", help="the projection, e.g. users")
+    verify_parser = projection_commands.add_parser(
+        "verify",
+        help="compare read models with a replay of the log",
+        description="Replay the log into scratch tables up to each read model's checkpoint and "
+        "compare them row by row with the live tables at that same position, with a progress "
+        "bar; print the keys that differ. Exit status 1 if any differ, 2 for an unknown NAME.",
+    )
+    verify_parser.add_argument("name", nargs="?", help="one projection (default: every one)")
     projection_commands.add_parser(
         "status",
         help="print each projection's position, lag and status",
@@ -199,6 +248,9 @@ def main(argv: Sequence[str] | None = None) -> None:
             asyncio.run(_run_projections(settings))
         elif args.projections_command == "rebuild":
             asyncio.run(_rebuild(settings, args.name))
+        elif args.projections_command == "verify":
+            if code := asyncio.run(_verify(settings, args.name)):
+                raise SystemExit(code)
         else:
             asyncio.run(_status(settings))
     elif args.command == "schema":

@@ -6,20 +6,14 @@ from typing import Any
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import (
-    MaxAliasesLimiter,
-    MaxTokensLimiter,
-    ParserCache,
-    QueryDepthLimiter,
-    SchemaExtension,
-    ValidationCache,
-)
+from strawberry.extensions import SchemaExtension
 from strawberry.extensions.runner import SchemaExtensionsRunner
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
 from api.catalog import CatalogMutations, CatalogQueries
+from api.documents import DocumentCache, PreparedDocuments, limiter_rules
 from api.errors import ErrorCodes, triage
 from api.history import HistoryQueries
 from api.input_text import RefuseUnstorableText
@@ -43,6 +37,9 @@ Mutation = merge_types(
 
 
 class ChronicleSchema(strawberry.Schema):
+    documents: DocumentCache | None = None
+    """The parsed and validated documents this schema keeps (see api/documents.py)."""
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("execution_context_class", PerEventExecutor)
         super().__init__(*args, **kwargs)
@@ -59,24 +56,34 @@ class ChronicleSchema(strawberry.Schema):
         triage(errors)
 
 
-def build_schema(settings: Settings | None = None) -> strawberry.Schema:
+DOCUMENTS_KEPT = 256
+DOCUMENT_BYTES_KEPT = 16 * 1024 * 1024
+
+
+def build_schema(settings: Settings | None = None) -> ChronicleSchema:
     settings = settings or Settings()
+    # The limits' rule classes are built here, once: rules new at every request would make
+    # every request's validation key new, and the document cache useless.
+    documents = DocumentCache(
+        max_entries=DOCUMENTS_KEPT,
+        max_bytes=DOCUMENT_BYTES_KEPT,
+        max_tokens=settings.max_query_tokens,
+        rules=limiter_rules(settings.max_query_depth, settings.max_aliases),
+    )
     extensions: list[Any] = [
         ErrorCodes,
         RefuseUnstorableText,
-        lambda: QueryDepthLimiter(max_depth=settings.max_query_depth),
-        lambda: MaxTokensLimiter(max_token_count=settings.max_query_tokens),
-        lambda: MaxAliasesLimiter(max_alias_count=settings.max_aliases),
-        lambda: ParserCache(maxsize=256),
-        lambda: ValidationCache(maxsize=256),
+        lambda: PreparedDocuments(documents),
     ]
-    return ChronicleSchema(
+    schema = ChronicleSchema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
         extensions=extensions,
         config=StrawberryConfig(scalar_map=SCALARS),
     )
+    schema.documents = documents
+    return schema
 
 
 def sdl() -> str:

@@ -36,6 +36,9 @@ class Settings:
     max_query_depth: int = 10
     max_query_tokens: int = 2_000
     max_aliases: int = 30
+    max_body_bytes: int = 256 * 1024
+    """The largest request body, query string or websocket message accepted, in bytes: larger
+    bodies are answered 413, longer query strings 414, larger websocket messages close 1009."""
     allowed_origins: tuple[str, ...] = field(default_factory=tuple)
     """Origins allowed to open websockets from a browser (same-origin is always allowed)."""
     ws_init_timeout: float = 10.0
@@ -68,6 +71,7 @@ class Settings:
             stale_read_timeout=float(
                 env.get("CHRONICLE_STALE_READ_TIMEOUT", defaults.stale_read_timeout)
             ),
+            max_body_bytes=int(env.get("CHRONICLE_MAX_BODY_BYTES", defaults.max_body_bytes)),
             ws_init_timeout=float(env.get("CHRONICLE_WS_INIT_TIMEOUT", defaults.ws_init_timeout)),
             ws_keep_alive=float(env.get("CHRONICLE_WS_KEEP_ALIVE", defaults.ws_keep_alive)),
         )

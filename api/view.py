@@ -1,14 +1,32 @@
-"""The GraphQL endpoint: queries and mutations over HTTP, subscriptions over websockets."""
+"""The GraphQL endpoint: queries and mutations over HTTP, subscriptions over websockets.
+
+Whatever a client sends, it is answered in GraphQL's shape: a request the endpoint cannot take
+(too large, not JSON, not a JSON object, not UTF-8, an unsupported media type) gets a 4xx with
+`{"errors": [{"message": ..., "extensions": {"code": ...}}]}`, and a websocket message that
+breaks its protocol gets the protocol's answer (close 4400 in graphql-transport-ws, an error
+message in legacy graphql-ws), never an unhandled exception.
+"""
 
 from __future__ import annotations
 
+import json
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
+from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from starlette.requests import Request
-from starlette.responses import Response
-from starlette.websockets import WebSocket
-from strawberry.asgi import GraphQL
+from starlette.responses import JSONResponse, Response
+from starlette.types import Message, Receive, Scope, Send
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
+from strawberry.http import GraphQLRequestData
+from strawberry.http.exceptions import NonJsonMessageReceived, NonTextMessageReceived
+from strawberry.http.parse_content_type import parse_content_type
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
+    BaseGraphQLTransportWSHandler,
+)
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 
 from api.context import Context, Services
@@ -16,35 +34,250 @@ from api.loaders import Loaders
 from api.schema import build_schema
 from api.settings import Settings
 
-LEGACY_MESSAGE_TYPES = frozenset({"connection_init", "connection_terminate", "start", "stop"})
+HTTP_CODES = {
+    400: "BAD_REQUEST",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    413: "PAYLOAD_TOO_LARGE",
+    414: "URI_TOO_LONG",
+    415: "UNSUPPORTED_MEDIA_TYPE",
+}
+"""The `extensions.code` of a request refused before it reaches GraphQL, by HTTP status."""
+
+MAX_QUERY_STRING = 32 * 1024
+"""The longest query string taken (or the body limit, if smaller): a GET carries small
+documents, and uvicorn refuses a URL over 64 KiB itself, in plain text."""
+
+MAX_CLOSE_REASON = 123
+"""Bytes a websocket close frame has room for after its code (RFC 6455, 5.5)."""
 
 
-class LegacyGraphQLWSHandler(BaseGraphQLWSHandler[Context, None]):
-    """The legacy graphql-ws protocol, answering a message it does not know with an error.
+def refusal(status: int, message: str) -> Response:
+    """A request refused before GraphQL, as a GraphQL error body."""
+    code = HTTP_CODES.get(status, "BAD_REQUEST")
+    body = {"errors": [{"message": message, "extensions": {"code": code}}]}
+    return JSONResponse(body, status_code=status)
 
-    Strawberry drops such messages without a word; the protocol's reference server
-    (subscriptions-transport-ws) answers them with an `error` message, and so do we.
-    """
+
+class BodyTooLarge(Exception):
+    """The request body went past the limit while it was being read."""
+
+
+def within(receive: Receive, limit: int) -> Receive:
+    """`receive`, raising BodyTooLarge as soon as the body read so far passes `limit` bytes:
+    a chunked body is refused at its first chunk too many, not once held in memory."""
+    received = 0
+
+    async def receive_within_limit() -> Message:
+        nonlocal received
+        message = await receive()
+        if message["type"] == "http.request":
+            received += len(message.get("body", b""))
+            if received > limit:
+                raise BodyTooLarge
+        return message
+
+    return receive_within_limit
+
+
+@dataclass(frozen=True, slots=True)
+class NotJSON:
+    """A websocket message that did not parse as JSON, handed to the legacy protocol's handler
+    (strawberry would drop it without a word)."""
+
+    problem: str
+
+
+def close_reason(reason: str) -> str:
+    encoded = reason.encode()
+    if len(encoded) <= MAX_CLOSE_REASON:
+        return reason
+    return encoded[: MAX_CLOSE_REASON - 3].decode(errors="ignore") + "..."
+
+
+class ChronicleWebSocketAdapter(ASGIWebSocketAdapter):
+    """Strawberry's websocket adapter, except that an unparsable message reaches a handler that
+    ignores parsing errors as `NotJSON`, and a close reason is cut to what a frame can carry."""
+
+    async def iter_json(
+        self, *, ignore_parsing_errors: bool = False
+    ) -> AsyncGenerator[object, None]:
+        try:
+            while self.ws.application_state != WebSocketState.DISCONNECTED:
+                try:
+                    text = await self.ws.receive_text()
+                except KeyError as error:
+                    raise NonTextMessageReceived from error
+                message: object
+                try:
+                    message = self.view.decode_json(text)
+                except json.JSONDecodeError as error:
+                    if not ignore_parsing_errors:
+                        raise NonJsonMessageReceived from error
+                    message = NotJSON(error.msg)
+                yield message
+        except WebSocketDisconnect:
+            pass
+
+    async def close(self, code: int, reason: str) -> None:
+        await super().close(code, close_reason(reason))
+
+
+def _wrong_field(payload: dict[str, Any]) -> str | None:
+    """What is wrong with an operation's payload (`query`, `variables`, ...), if anything."""
+    if not isinstance(payload.get("query"), str):
+        return "the payload's query must be a string"
+    for name in ("variables", "extensions"):
+        if not isinstance(payload.get(name), dict | None):
+            return f"the payload's {name} must be an object or null"
+    if not isinstance(payload.get("operationName"), str | None):
+        return "the payload's operationName must be a string or null"
+    return None
+
+
+def transport_ws_problem(message: object) -> str | None:
+    """What breaks graphql-transport-ws in `message`, if anything: its handler would fail on it
+    with a TypeError (a 1006 for the client) rather than close 4400."""
+    if not isinstance(message, dict):
+        return "a message must be a JSON object"
+    if not isinstance(message.get("type"), str):
+        return "a message's type must be a string"
+    kind = message["type"]
+    if kind in ("subscribe", "complete") and not (
+        isinstance(message.get("id"), str) and message["id"]
+    ):
+        return f"a {kind} message needs an id, a non-empty string"
+    if kind == "subscribe":
+        payload = message.get("payload")
+        if not isinstance(payload, dict):
+            return "a subscribe message's payload must be an object"
+        return _wrong_field(payload)
+    return None
+
+
+class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
+    """graphql-transport-ws, closing 4400 on any message that breaks the protocol."""
 
     async def handle_message(self, message: Any) -> None:
-        kind = message.get("type") if isinstance(message, dict) else None
-        if kind not in LEGACY_MESSAGE_TYPES:
-            error: dict[str, Any] = {
-                "type": "error",
-                "payload": {
-                    "message": f"unknown message type {kind!r}",
-                    "extensions": {"code": "BAD_MESSAGE"},
-                },
-            }
-            if isinstance(message, dict) and isinstance(message.get("id"), str):
-                error["id"] = message["id"]
-            await self.websocket.send_json(error)
+        if problem := transport_ws_problem(message):
+            await self.handle_invalid_message(f"Invalid message: {problem}")
             return
         await super().handle_message(message)
 
 
+LEGACY_MESSAGE_TYPES = frozenset({"connection_init", "connection_terminate", "start", "stop"})
+
+
+def legacy_problem(message: dict[str, Any]) -> str | None:
+    """What is wrong with a legacy graphql-ws message of a known type, if anything."""
+    kind = message["type"]
+    if kind in ("start", "stop") and not isinstance(message.get("id"), str):
+        return f"a {kind} message needs an id, a string"
+    if kind == "start":
+        payload = message.get("payload")
+        if not isinstance(payload, dict):
+            return "a start message's payload must be an object"
+        return _wrong_field(payload)
+    return None
+
+
+class LegacyGraphQLWSHandler(BaseGraphQLWSHandler[Context, None]):
+    """The legacy graphql-ws protocol, answering a message it cannot take with an error.
+
+    Strawberry drops unknown or unparsable messages without a word and fails on malformed
+    ones; the protocol's reference server (subscriptions-transport-ws) answers a message that
+    is not a JSON object with `connection_error` and one it cannot act on with `error`, keeping
+    the connection open, and so do we.
+    """
+
+    async def handle_message(self, message: Any) -> None:
+        if isinstance(message, NotJSON) or not isinstance(message, dict):
+            why = message.problem if isinstance(message, NotJSON) else "not an object"
+            await self.websocket.send_json(
+                {
+                    "type": "connection_error",
+                    "payload": {"message": f"A message must be a JSON object: {why}"},
+                }
+            )
+            return
+        kind = message.get("type")
+        problem = (
+            f"unknown message type {kind!r}"
+            if kind not in LEGACY_MESSAGE_TYPES
+            else legacy_problem(message)
+        )
+        if problem is not None:
+            error: dict[str, Any] = {
+                "type": "error",
+                "payload": {"message": problem, "extensions": {"code": "BAD_MESSAGE"}},
+            }
+            if isinstance(message.get("id"), str):
+                error["id"] = message["id"]
+            await self.websocket.send_json(error)
+            return
+        await super().handle_message(cast(Any, message))
+
+
 class ChronicleGraphQL(GraphQL[Context, None]):
     graphql_ws_handler_class = LegacyGraphQLWSHandler
+    graphql_transport_ws_handler_class = TransportWSHandler
+    websocket_adapter_class = ChronicleWebSocketAdapter
+
+    def __init__(self, *args: Any, max_body_bytes: int, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        response = await self.answer(scope, receive)
+        await response(scope, receive, send)
+
+    async def answer(self, scope: Scope, receive: Receive) -> Response:
+        """The response to an HTTP request; a refusal in GraphQL's shape if it cannot be run."""
+        limit = self.max_body_bytes
+        request = Request(scope, receive=within(receive, limit))
+        length = request.headers.get("content-length")
+        if length is not None and not length.isdigit():
+            return refusal(400, "Content-Length must be a number of bytes")
+        if length is not None and int(length) > limit:
+            return refusal(413, f"The request body is larger than {limit} bytes")
+        longest = min(limit, MAX_QUERY_STRING)
+        if len(scope.get("query_string", b"")) > longest:
+            return refusal(414, f"The query string is longer than {longest} bytes")
+        try:
+            return await self.run(request)
+        except BodyTooLarge:
+            return refusal(413, f"The request body is larger than {limit} bytes")
+        except HTTPException as error:
+            return refusal(error.status_code, error.reason)
+
+    def decode_json(self, data: str | bytes) -> object:
+        try:
+            return json.loads(data)
+        except UnicodeDecodeError as error:
+            raise json.JSONDecodeError("not UTF-8", "", error.start) from error
+        except RecursionError as error:
+            raise json.JSONDecodeError("nested too deeply", "", 0) from error
+
+    def parse_json(self, data: str | bytes) -> Any:
+        try:
+            parsed = self.decode_json(data)
+        except json.JSONDecodeError as error:
+            raise HTTPException(400, f"Unable to parse the request as JSON: {error.msg}") from error
+        if not isinstance(parsed, dict | list):
+            raise HTTPException(400, "The request must be a JSON object")
+        return parsed
+
+    async def parse_http_body(
+        self, request: AsyncHTTPRequestAdapter
+    ) -> GraphQLRequestData | list[GraphQLRequestData]:
+        if request.method == "POST":
+            content_type, _ = parse_content_type(request.content_type or "")
+            if "application/json" not in content_type:
+                raise HTTPException(415, "The request body must be application/json")
+        return await super().parse_http_body(request)
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket | None = None
@@ -66,4 +299,5 @@ def graphql_endpoint(settings: Settings) -> ChronicleGraphQL:
         keep_alive_interval=settings.ws_keep_alive,
         connection_init_wait_timeout=timedelta(seconds=settings.ws_init_timeout),
         allowed_origins=settings.allowed_origins,
+        max_body_bytes=settings.max_body_bytes,
     )
