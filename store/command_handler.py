@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 from domain.decider import Claim, Decider, KeyClaimed
-from domain.errors import Duplicate
+from domain.errors import DomainError, Duplicate
 from store.errors import CommandAlreadyProcessed, CommandIdReused, WrongExpectedVersion
 from store.event_store import EventStore
 from store.events import (
@@ -152,15 +152,19 @@ class CommandHandler:
         registration = self.aggregates.registration(decider)
         for attempt in range(1, self.max_attempts + 1):
             loaded = await self.load(decider, stream_id)
-            if expected_version is not None and loaded.version != expected_version:
-                raise WrongExpectedVersion(stream_id, expected_version, loaded.version)
-            new_events = decider.decide(command, loaded.state)
+            try:
+                if expected_version is not None and loaded.version != expected_version:
+                    raise WrongExpectedVersion(stream_id, expected_version, loaded.version)
+                new_events = decider.decide(command, loaded.state)
+            except (DomainError, WrongExpectedVersion):
+                # A refusal (or nothing to do, below) may come of a concurrent run under this
+                # id having just done it: that run answers, and no refusal names its stream.
+                if prior := await self._processed(context.command_id):
+                    return _replayed(prior, identity)
+                raise
             if not new_events:
-                if context.command_id is not None:
-                    # Nothing to do may be because a concurrent run under this id just did it.
-                    prior = await self.store.processed_command(context.command_id)
-                    if prior is not None:
-                        return _replayed(prior, identity)
+                if prior := await self._processed(context.command_id):
+                    return _replayed(prior, identity)
                 position = await self.store.last_position_of(stream_id)
                 return CommandOutcome(
                     stream_id=stream_id, version=loaded.version, position=position or 0, events=()
@@ -184,12 +188,10 @@ class CommandHandler:
                 assert prior is not None
                 return _replayed(prior, identity)
             except WrongExpectedVersion as conflict:
-                if context.command_id is not None:
-                    # The writer that moved the stream (or took the key) may be a concurrent
-                    # run under the same command id, new streams being named after it.
-                    prior = await self.store.processed_command(context.command_id)
-                    if prior is not None:
-                        return _replayed(prior, identity)
+                # The writer that moved the stream (or took the key) may be a concurrent run
+                # under the same command id, new streams being named after it.
+                if prior := await self._processed(context.command_id):
+                    return _replayed(prior, identity)
                 if conflict.stream_id != stream_id:
                     claim = next(
                         c for c in decider.claims(command) if c.stream_id == conflict.stream_id
@@ -213,6 +215,9 @@ class CommandHandler:
                 stream_id=stream_id, version=version, position=result.position, events=result.events
             )
         raise AssertionError("unreachable: the last attempt returns or raises")
+
+    async def _processed(self, command_id: str | None) -> ProcessedCommand | None:
+        return None if command_id is None else await self.store.processed_command(command_id)
 
     def _claim(self, claim: Claim) -> StreamAppend:
         event = KeyClaimed(scope=claim.scope, key=claim.key, owner_id=claim.owner_id)

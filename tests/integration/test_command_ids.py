@@ -219,7 +219,7 @@ async def test_racing_sends_of_one_id_write_once_and_only_the_same_command_repla
 
     handler.store.append = watched_append  # type: ignore[method-assign]
     rng = random.Random(20261204)
-    for round_ in range(12):
+    for round_ in range(24):
         user = f"u{round_}"
         await handler.handle(users.DECIDER, user, register(user, f"{user}@example.com"))
         context = CommandContext(command_id=f"race-{round_}")
