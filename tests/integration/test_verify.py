@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from api.app import register_aggregates
 from domain import posts, users
 from projections.posts import PostsProjector
 from projections.projector import Projector, Tables
@@ -20,9 +21,16 @@ from projections.runner import ProjectionRunner
 from projections.users import UsersProjector, UserSummaryProjector
 from projections.verify import Verification, verify_projection
 from store.command_handler import CommandHandler
+from store.database import create_engine
 from store.event_store import EventStore
 from store.events import FeedCheckpoint, RecordedEvent
 from store.serialization import Aggregates
+from tests.integration.test_xid_boundaries import World as BoundaryWorld
+from tests.integration.test_xid_boundaries import (
+    assert_straddles,
+    boundary_database,  # noqa: F401  (a fixture)
+    write_workload,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -313,3 +321,37 @@ async def test_the_command_exits_non_zero_on_drift(world: World, database_url: s
     assert unknown[0] == 2 and "no read model" in unknown[1]
     assert process[0] == 2 and "process manager" in process[1]
     assert await scratch_tables(world.engine) == []
+
+
+@pytest.fixture
+async def boundary_world(
+    boundary_database: tuple[int, str],  # noqa: F811  (the fixture imported above)
+) -> AsyncIterator[BoundaryWorld]:
+    """A log written across a change of digits or the 32-bit wraparound of the transaction ids
+    (tests/xid_cluster.py)."""
+    boundary, url = boundary_database
+    engine = create_engine(url, pool_size=10)
+    aggregates = register_aggregates(Aggregates())
+    store = EventStore(engine, aggregates.upcasters)
+    yield BoundaryWorld(boundary, engine, store, CommandHandler(store, aggregates))
+    await store.close()
+    await engine.dispose()
+
+
+async def test_verify_stops_at_the_live_checkpoint_across_a_boundary(
+    boundary_world: BoundaryWorld,
+) -> None:
+    world = boundary_world
+    await write_workload(world)
+    await assert_straddles(world)
+    runner = world.runner(7)
+    await runner.ensure_checkpoints()
+    verified: set[int] = set()
+    while await runner.run_once():  # the live read models stand somewhere new at every pass
+        for name in ("users", "orders"):
+            verification = await verify_projection(
+                world.engine, world.store, runner.projector(name), batch_size=5
+            )
+            assert verification.ok, (name, verification.checkpoint, verification.drift)
+            verified.add(verification.checkpoint.transaction_id)
+    assert min(verified) < world.boundary <= max(verified), "checkpoints on both sides"
