@@ -87,13 +87,13 @@ class FulfilmentProcess:
         async with self.engine.connect() as connection:
             rows = await connection.execute(
                 text(
-                    "SELECT order_id, state::text AS state FROM fulfilment_state "
+                    "SELECT order_id, state::text AS state_json FROM fulfilment_state "
                     "WHERE order_id IN :ids"
                 ).bindparams(bindparam("ids", expanding=True)),
                 {"ids": sorted(order_ids)},
             )
             return {
-                row.order_id: decode_state(json.loads(row.state), fulfilment.Fulfilment)
+                row.order_id: decode_state(json.loads(row.state_json), fulfilment.Fulfilment)
                 for row in rows
             }
 

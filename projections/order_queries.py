@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from projections.pagination import Page, keyset_page
 
 _COLUMNS = (
-    "id, customer_id, status, total_cents, shipping_address::text AS shipping_address, "
+    "id, customer_id, status, total_cents, shipping_address::text AS address_json, "
     "paid_cents, carrier, "
     "tracking_number, signed_by, rejection_reason, cancellation_reason, version, created_at, "
     "updated_at"
@@ -51,7 +51,7 @@ class OrderRow:
 
 def _row(row: Any) -> OrderRow:
     values = dict(row._mapping)
-    values["shipping_address"] = json.loads(values["shipping_address"])
+    values["shipping_address"] = json.loads(values.pop("address_json"))
     return OrderRow(**values)
 
 

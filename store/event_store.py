@@ -38,11 +38,11 @@ from store.events import (
 )
 from store.upcasting import Upcasters
 
-# The writer's xid8 is read out as text named `tx`, never under its own name: a bare
+# Casts are read out under names of their own (`tx`, `data_json`), never a column's: a bare
 # `ORDER BY transaction_id` would then sort the text ("1000000" before "999999").
 _COLUMNS = """
     position, event_id, stream_id, stream_type, version, event_type, schema_version,
-    data::text AS data, metadata::text AS metadata, transaction_id::text AS tx,
+    data::text AS data_json, metadata::text AS metadata_json, transaction_id::text AS tx,
     recorded_at
 """
 
@@ -383,7 +383,7 @@ class EventStore:
             row = (
                 await connection.execute(
                     text(
-                        "SELECT stream_id, stream_type, version, state::text AS state, "
+                        "SELECT stream_id, stream_type, version, state::text AS state_json, "
                         "state_schema FROM snapshots WHERE stream_id = :s"
                     ),
                     {"s": stream_id},
@@ -395,13 +395,13 @@ class EventStore:
             stream_id=row.stream_id,
             stream_type=row.stream_type,
             version=row.version,
-            state=msgspec.json.decode(row.state),
+            state=msgspec.json.decode(row.state_json),
             state_schema=row.state_schema,
         )
 
     def _recorded(self, row: Mapping[Any, Any]) -> RecordedEvent:
         schema_version, data = self.upcasters.upcast(
-            row["event_type"], row["schema_version"], msgspec.json.decode(row["data"])
+            row["event_type"], row["schema_version"], msgspec.json.decode(row["data_json"])
         )
         return RecordedEvent(
             position=row["position"],
@@ -412,7 +412,7 @@ class EventStore:
             event_type=row["event_type"],
             schema_version=schema_version,
             data=data,
-            metadata=msgspec.json.decode(row["metadata"]),
+            metadata=msgspec.json.decode(row["metadata_json"]),
             transaction_id=int(row["tx"]),
             recorded_at=row["recorded_at"],
         )

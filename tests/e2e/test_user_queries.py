@@ -116,7 +116,7 @@ async def test_a_slow_transaction_during_concurrent_registrations_loses_no_user(
         slow_id = str(uuid.uuid4())
         await slow.fetchval(
             "SELECT position FROM append_to_streams($1, '{User}', '{0}', $2, '{1}', '{1}', "
-            "'{UserRegistered}', '{1}', ARRAY[$3::text]::jsonb[], '{}'::jsonb, NULL)",
+            "'{UserRegistered}', '{1}', ARRAY[$3::text]::jsonb[], '{}'::jsonb, NULL, NULL, NULL)",
             [slow_id],
             [uuid.uuid4()],
             f'{{"user_id": "{slow_id}", "email": "slow@example.com", "name": "Slow", "age": 50}}',
