@@ -19,7 +19,8 @@ from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 from domain.decider import Claim, Decider, KeyClaimed
-from domain.errors import DomainError, Duplicate
+from domain.errors import DomainError, Duplicate, NotFound
+from domain.text import quoted
 from store.errors import CommandAlreadyProcessed, CommandIdReused, WrongExpectedVersion
 from store.event_store import EventStore
 from store.events import (
@@ -76,6 +77,9 @@ class Loaded(Generic[S]):
     snapshot_version: int
     events_read: int
     """How many events were read from the store after the snapshot."""
+    foreign: bool = False
+    """The stream belongs to an aggregate of another type: there is none of this type here,
+    and `state` is the initial one."""
 
 
 class CommandHandler:
@@ -99,6 +103,10 @@ class CommandHandler:
         state, version = decider.initial_state, 0
         if registration.snapshot_every and as_of is None:
             snapshot = await self.store.load_snapshot(stream_id)
+            if snapshot is not None and snapshot.stream_type != decider.stream_type:
+                return Loaded(
+                    state=state, version=0, snapshot_version=0, events_read=0, foreign=True
+                )
             if (
                 snapshot is not None
                 and snapshot.state_schema == registration.state_schema
@@ -110,6 +118,10 @@ class CommandHandler:
         events = await self.store.read_stream(
             stream_id, from_version=version + 1, to_version=to_version, recorded_until=as_of
         )
+        if any(event.stream_type != decider.stream_type for event in events):
+            # An id of another aggregate (a product's id given as an order's): its events mean
+            # nothing to this decider, whose `evolve` must never see them.
+            return Loaded(state=state, version=0, snapshot_version=0, events_read=0, foreign=True)
         for event in events:
             state = decider.evolve(state, self.aggregates.decode(event))
             version = event.version
@@ -152,6 +164,8 @@ class CommandHandler:
         registration = self.aggregates.registration(decider)
         for attempt in range(1, self.max_attempts + 1):
             loaded = await self.load(decider, stream_id)
+            if loaded.foreign:
+                raise NotFound(f"no {decider.stream_type} has the id {quoted(stream_id)}")
             try:
                 if expected_version is not None and loaded.version != expected_version:
                     raise WrongExpectedVersion(stream_id, expected_version, loaded.version)

@@ -278,3 +278,40 @@ async def test_an_event_stored_at_schema_1_is_read_as_schema_2(
     assert (stored.schema_version, stored.data) == (2, {"name": "Ada Lovelace"})
     assert (await handler.load(NAMED, "n")).state == Named(name="Ada Lovelace")
     assert aggregates.encode(Renamed(name="x")).schema_version == 2
+
+
+async def test_an_id_of_another_aggregate_is_not_found_and_writes_nothing(
+    engine: AsyncEngine,
+) -> None:
+    """Found by the fuzz test: an order command given a product's id fed the product's events
+    to the order's `evolve`, which refused them as unreachable (INTERNAL)."""
+    from domain import catalog, orders
+
+    aggregates = Aggregates()
+    for decider in (users.DECIDER, catalog.DECIDER, orders.DECIDER):
+        aggregates.register(decider, snapshot_every=2)
+    store = EventStore(engine, aggregates.upcasters)
+    handler = CommandHandler(store, aggregates)
+    try:
+        await handler.handle(
+            catalog.DECIDER,
+            "p1",
+            catalog.AddProduct(
+                product_id="p1", sku="S-1", name="Lamp", price_cents=1, initial_stock=1
+            ),
+        )
+        for quantity in (1, 2):  # past the snapshot interval: a product snapshot exists
+            await handler.handle(
+                catalog.DECIDER, "p1", catalog.RestockProduct(product_id="p1", quantity=quantity)
+            )
+        await handler.handle(users.DECIDER, "u1", register("u1"))
+        before = await count_events(engine)
+        for stream_id in ("p1", "u1"):
+            with pytest.raises(NotFound, match="no Order has the id"):
+                await handler.handle(
+                    orders.DECIDER, stream_id, orders.PlaceOrder(order_id=stream_id)
+                )
+        assert (await handler.load(users.DECIDER, "p1")).state == users.INITIAL_STATE
+        assert await count_events(engine) == before
+    finally:
+        await store.close()
