@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from sqlalchemy import text
@@ -17,11 +18,13 @@ class TableDrift:
 
     `missing`: rows the replay has and the live table lacks; `extra`: rows only the live table
     has; `changed`: rows both have with some column different. Together at most `SHOWN_KEYS`
-    keys, in key order; `count` is the number of every differing row.
+    keys, the first of each kind in key order, taken in turn; `count` (and `counts`, by kind)
+    covers every differing row.
     """
 
     table: str
     count: int
+    counts: Mapping[str, int]
     missing: tuple[str, ...]
     extra: tuple[str, ...]
     changed: tuple[str, ...]
@@ -50,13 +53,16 @@ async def table_drift(
     rows = (
         await connection.execute(
             text(
+                "SELECT kind, key, count(*) OVER (PARTITION BY kind) AS of_kind, "
+                "count(*) OVER () AS total, row_number() OVER (PARTITION BY kind "
+                "ORDER BY nth) AS nth FROM ("
                 f"SELECT CASE WHEN l.{keys[0]} IS NULL THEN 'missing' "
                 f"WHEN r.{keys[0]} IS NULL THEN 'extra' ELSE 'changed' END AS kind, "
-                f"concat_ws('/', {key_text}) AS key, count(*) OVER () AS total "
-                f"FROM {live} AS l FULL JOIN {replayed} AS r ON {joined} "
+                f"concat_ws('/', {key_text}) AS key, row_number() OVER (ORDER BY {key_order}) "
+                f"AS nth FROM {live} AS l FULL JOIN {replayed} AS r ON {joined} "
                 f"WHERE l.{keys[0]} IS NULL OR r.{keys[0]} IS NULL "
-                f"OR ROW({left}) IS DISTINCT FROM ROW({right}) "
-                f"ORDER BY {key_order} LIMIT :shown"
+                f"OR ROW({left}) IS DISTINCT FROM ROW({right})) AS differing "
+                "ORDER BY 5, 1 LIMIT :shown"
             ),
             {"shown": shown},
         )
@@ -66,6 +72,7 @@ async def table_drift(
     return TableDrift(
         table=live,
         count=rows[0].total,
+        counts={row.kind: row.of_kind for row in rows},
         missing=tuple(row.key for row in rows if row.kind == "missing"),
         extra=tuple(row.key for row in rows if row.kind == "extra"),
         changed=tuple(row.key for row in rows if row.kind == "changed"),

@@ -180,18 +180,15 @@ def describe(verification: Verification) -> str:
     lines = []
     for drift in verification.drift:
         rows = "1 row differs" if drift.count == 1 else f"{drift.count:,} rows differ"
-        kinds = [
-            f"{kind} {', '.join(keys)}"
-            for kind, keys in (
-                ("missing", drift.missing),
-                ("extra", drift.extra),
-                ("changed", drift.changed),
-            )
-            if keys
-        ]
-        shown = len(drift.missing) + len(drift.extra) + len(drift.changed)
-        more = f" (and {drift.count - shown:,} more)" if drift.count > shown else ""
-        lines.append(
-            f"{verification.name}: DRIFT: {rows} in {drift.table} {at}: {'; '.join(kinds)}{more}"
-        )
+        kinds = []
+        for kind, keys in (
+            ("missing", drift.missing),
+            ("extra", drift.extra),
+            ("changed", drift.changed),
+        ):
+            if keys:
+                more = drift.counts[kind] - len(keys)
+                kinds.append(f"{kind} {', '.join(keys)}" + (f" and {more:,} more" if more else ""))
+        where = f"{drift.table} {at}"
+        lines.append(f"{verification.name}: DRIFT: {rows} in {where}: {'; '.join(kinds)}")
     return "\n".join(lines)

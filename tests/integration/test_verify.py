@@ -19,7 +19,7 @@ from projections.posts import PostsProjector
 from projections.projector import Projector, Tables
 from projections.runner import ProjectionRunner
 from projections.users import UsersProjector, UserSummaryProjector
-from projections.verify import Verification, verify_projection
+from projections.verify import Verification, describe, verify_projection
 from store.command_handler import CommandHandler
 from store.database import create_engine
 from store.event_store import EventStore
@@ -194,6 +194,29 @@ async def test_drift_is_reported_by_key(world: World) -> None:
     ]
     assert (await verify(world, "user_summary")).ok, "another read model of the same events"
     assert await scratch_tables(world.engine) == []
+
+
+async def test_a_large_drift_shows_some_keys_of_every_kind(world: World) -> None:
+    await populate(world)
+    await drain(world)
+    await execute(
+        world.engine,
+        "UPDATE users_view SET age = 12 WHERE id = 'u19'",
+        "INSERT INTO users_view SELECT 'u99', email, name, age, age_group, version, created_at, "
+        "updated_at FROM users_view WHERE id = 'u19'",
+        "DELETE FROM users_view WHERE id < 'u19'",
+    )
+    found = await verify(world, "users")
+    [drift] = found.drift
+    assert (drift.count, dict(drift.counts)) == (21, {"missing": 19, "extra": 1, "changed": 1})
+    assert drift.missing == tuple(f"u{i:02}" for i in range(18))
+    assert (drift.extra, drift.changed) == (("u99",), ("u19",))
+    position = found.checkpoint.position
+    assert describe(found) == (
+        f"users: DRIFT: 21 rows differ in users_view at position {position}: missing "
+        + ", ".join(f"u{i:02}" for i in range(18))
+        + " and 1 more; extra u99; changed u19"
+    )
 
 
 async def test_a_failed_read_model_is_verified_where_it_stopped(world: World) -> None:
