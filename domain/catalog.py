@@ -8,6 +8,7 @@ from typing import assert_never
 
 from domain.decider import Claim, Decider
 from domain.errors import NotFound, RuleViolated, ValidationFailed
+from domain.text import quoted
 
 STREAM_TYPE = "Product"
 SKU_SCOPE = "product-sku"
@@ -188,7 +189,7 @@ def _positive(quantity: int, what: str) -> int:
 
 def _add(command: AddProduct, state: Product) -> Sequence[Event]:
     if state.exists:
-        raise RuleViolated(f"product {command.product_id} already exists")
+        raise RuleViolated(f"product {quoted(command.product_id)} already exists")
     sku, name = command.sku.strip(), command.name.strip()
     if not 1 <= len(sku) <= MAX_SKU_LENGTH:
         raise ValidationFailed(f"SKU must be 1 to {MAX_SKU_LENGTH} characters")
@@ -211,7 +212,7 @@ def decide(command: Command, state: Product) -> Sequence[Event]:
     if isinstance(command, AddProduct):
         return _add(command, state)
     if not state.exists:
-        raise NotFound(f"product {command.product_id} does not exist")
+        raise NotFound(f"product {quoted(command.product_id)} does not exist")
     match command:
         case RestockProduct():
             quantity = _positive(command.quantity, "restock quantity")
@@ -230,7 +231,7 @@ def decide(command: Command, state: Product) -> Sequence[Event]:
                 # Idempotent: the same order asking again for what it holds changes nothing.
                 if held.quantity == quantity:
                     return []
-                raise RuleViolated(f"order {command.order_id} already holds a reservation")
+                raise RuleViolated(f"order {quoted(command.order_id)} already holds a reservation")
             if quantity > state.available:
                 return [
                     StockReservationDeclined(
@@ -258,7 +259,9 @@ def decide(command: Command, state: Product) -> Sequence[Event]:
         case ShipReservedStock():
             held = state.reservation_of(command.order_id)
             if held is None:
-                raise RuleViolated(f"order {command.order_id} holds no reservation of {state.sku}")
+                raise RuleViolated(
+                    f"order {quoted(command.order_id)} holds no reservation of {state.sku}"
+                )
             return [
                 ReservedStockShipped(
                     product_id=state.product_id, order_id=held.order_id, quantity=held.quantity

@@ -13,6 +13,7 @@ from typing import assert_never
 
 from domain.decider import Decider
 from domain.errors import NotFound, RuleViolated, ValidationFailed
+from domain.text import quoted
 
 STREAM_TYPE = "Order"
 MAX_QUANTITY = 1_000
@@ -288,9 +289,9 @@ def _require(state: Order, *statuses: str, to: str) -> None:
 
 def _create(command: CreateOrder, state: Order) -> Sequence[Event]:
     if state.exists:
-        raise RuleViolated(f"order {command.order_id} already exists")
+        raise RuleViolated(f"order {quoted(command.order_id)} already exists")
     if not command.customer_exists:
-        raise NotFound(f"customer {command.customer_id} does not exist")
+        raise NotFound(f"customer {quoted(command.customer_id)} does not exist")
     return [
         OrderCreated(
             order_id=command.order_id,
@@ -305,7 +306,7 @@ def _add_line(command: AddLineItem, state: Order) -> Sequence[Event]:
     if not 1 <= command.quantity <= MAX_QUANTITY:
         raise ValidationFailed(f"quantity must be 1 to {MAX_QUANTITY}")
     if command.product is None:
-        raise NotFound(f"product {command.product_id} does not exist")
+        raise NotFound(f"product {quoted(command.product_id)} does not exist")
     existing = state.line(command.product_id)
     if existing is None and len(state.lines) >= MAX_LINES:
         raise RuleViolated(f"an order has at most {MAX_LINES} lines")
@@ -339,14 +340,14 @@ def decide(command: Command, state: Order) -> Sequence[Event]:
     if isinstance(command, CreateOrder):
         return _create(command, state)
     if not state.exists:
-        raise NotFound(f"order {command.order_id} does not exist")
+        raise NotFound(f"order {quoted(command.order_id)} does not exist")
     match command:
         case AddLineItem():
             return _add_line(command, state)
         case RemoveLineItem():
             _require(state, DRAFT, to="remove items from")
             if state.line(command.product_id) is None:
-                raise RuleViolated(f"product {command.product_id} is not in the order")
+                raise RuleViolated(f"product {quoted(command.product_id)} is not in the order")
             return [LineItemRemoved(order_id=state.order_id, product_id=command.product_id)]
         case PlaceOrder():
             _require(state, DRAFT, to="place")

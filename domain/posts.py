@@ -8,6 +8,7 @@ from typing import assert_never
 
 from domain.decider import Decider
 from domain.errors import NotFound, RuleViolated, ValidationFailed
+from domain.text import quoted
 
 STREAM_TYPE = "Post"
 MAX_MESSAGE = 5_000
@@ -193,20 +194,20 @@ def _comment_text(text: str) -> str:
 def _existing_comment(state: Post, comment_id: str) -> Comment:
     comment = state.comment(comment_id)
     if comment is None:
-        raise NotFound(f"comment {comment_id} is not on post {state.post_id}")
+        raise NotFound(f"comment {quoted(comment_id)} is not on post {state.post_id}")
     return comment
 
 
 def decide(command: Command, state: Post) -> Sequence[Event]:
     if isinstance(command, CreatePost):
         if state.exists:
-            raise RuleViolated(f"post {command.post_id} already exists")
+            raise RuleViolated(f"post {quoted(command.post_id)} already exists")
         message = _message(command.message)
         if not command.author_exists:
-            raise NotFound(f"author {command.author_id} does not exist")
+            raise NotFound(f"author {quoted(command.author_id)} does not exist")
         return [PostCreated(post_id=command.post_id, author_id=command.author_id, message=message)]
     if not state.exists:
-        raise NotFound(f"post {command.post_id} does not exist")
+        raise NotFound(f"post {quoted(command.post_id)} does not exist")
     if state.deleted:
         raise RuleViolated(f"post {state.post_id} is deleted")
     match command:
@@ -221,20 +222,20 @@ def decide(command: Command, state: Post) -> Sequence[Event]:
             return [PostDeleted(post_id=state.post_id)]
         case LikePost():
             if not command.user_exists:
-                raise NotFound(f"user {command.user_id} does not exist")
+                raise NotFound(f"user {quoted(command.user_id)} does not exist")
             if command.user_id in state.liked_by:
-                raise RuleViolated(f"user {command.user_id} already likes this post")
+                raise RuleViolated(f"user {quoted(command.user_id)} already likes this post")
             return [PostLiked(post_id=state.post_id, user_id=command.user_id)]
         case UnlikePost():
             if command.user_id not in state.liked_by:
-                raise RuleViolated(f"user {command.user_id} does not like this post")
+                raise RuleViolated(f"user {quoted(command.user_id)} does not like this post")
             return [PostUnliked(post_id=state.post_id, user_id=command.user_id)]
         case AddComment():
             text = _comment_text(command.text)
             if not command.author_exists:
-                raise NotFound(f"author {command.author_id} does not exist")
+                raise NotFound(f"author {quoted(command.author_id)} does not exist")
             if state.comment(command.comment_id) is not None:
-                raise RuleViolated(f"comment {command.comment_id} already exists")
+                raise RuleViolated(f"comment {quoted(command.comment_id)} already exists")
             return [
                 CommentAdded(
                     post_id=state.post_id,

@@ -51,3 +51,26 @@ def test_an_unknown_user_id_is_quoted_by_a_short_prefix() -> None:
     with pytest.raises(NotFound) as refused:
         decide(UpdateUser(user_id=user_id, age=30), INITIAL_STATE)
     assert len(refused.value.message) < 200
+
+
+def test_refusals_of_every_aggregate_quote_a_client_id_briefly() -> None:
+    from domain import catalog, orders, posts
+    from domain.errors import DomainError
+
+    huge = "x" * 1_000_000
+    refusals = [
+        lambda: catalog.DECIDER.decide(
+            catalog.RestockProduct(product_id=huge, quantity=1), catalog.DECIDER.initial_state
+        ),
+        lambda: orders.DECIDER.decide(
+            orders.PlaceOrder(order_id=huge), orders.DECIDER.initial_state
+        ),
+        lambda: posts.DECIDER.decide(
+            posts.LikePost(post_id=huge, user_id=huge, user_exists=True),
+            posts.DECIDER.initial_state,
+        ),
+    ]
+    for refuse in refusals:
+        with pytest.raises(DomainError) as refused:
+            refuse()
+        assert len(refused.value.message) < 200, refused.value.message[:300]
