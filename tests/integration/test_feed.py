@@ -80,6 +80,7 @@ async def test_an_uncommitted_append_holds_the_feed_back(
     before = await store.append([one_event("early")])
     slow, slow_position = await open_append(database_url, "slow")
     after = [await store.append([one_event(f"later-{i}")]) for i in range(3)]
+    await until_visible(store, before.events[-1].checkpoint)
 
     # The later appends committed and took higher positions, but the feed stops short of them.
     first_read = await read_to_end(store, FEED_START)
@@ -88,6 +89,7 @@ async def test_an_uncommitted_append_holds_the_feed_back(
 
     await slow.execute("COMMIT")
     await slow.close()
+    await until_visible(store, after[-1].events[-1].checkpoint)
     second_read = await read_to_end(store, first_read[-1].checkpoint)
     assert [e.position for e in second_read] == [slow_position] + [r.position for r in after]
 
