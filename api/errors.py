@@ -8,6 +8,7 @@ from typing import Any
 
 from graphql import GraphQLError
 from strawberry.extensions import MaskErrors
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 
 from domain.errors import DomainError
 from store.errors import WrongExpectedVersion
@@ -55,11 +56,17 @@ def from_refusal(error: Exception) -> ClientError | None:
     return None
 
 
+DOCUMENT_ERRORS = (InvalidOperationTypeError, CannotGetOperationTypeError)
+"""Strawberry's refusals of the document's operation: the client's mistake, not a fault."""
+
+
 def is_client_error(error: GraphQLError) -> bool:
     """Known refusals and errors in the request document itself reach the client as they are."""
     original = error.original_error
     if original is None:
         return True  # a syntax or validation error of the GraphQL document
+    if isinstance(original, DOCUMENT_ERRORS):
+        return True  # a query sent where only subscriptions go (legacy graphql-ws `start`)
     return isinstance(original, ClientError) or (
         isinstance(original, GraphQLError) and original.original_error is None
     )
@@ -95,7 +102,7 @@ def triage(errors: list[GraphQLError]) -> None:
     for error in errors:
         if not is_client_error(error):
             log.error("unexpected error in %s\n%s", error.path, bounded_trace(error))
-        elif error.original_error is None:
+        elif error.original_error is None or isinstance(error.original_error, DOCUMENT_ERRORS):
             code_document_error(error)
 
 

@@ -195,6 +195,19 @@ async def test_legacy_malformed_after_is_a_validation_error(server: Server) -> N
         assert error_code(reply) == "VALIDATION_FAILED"
 
 
+async def test_legacy_start_of_a_query_is_a_validation_error_not_a_fault(server: Server) -> None:
+    mark = len(server.output())
+    async with await initialised(server, LEGACY_WS) as socket:
+        await send(
+            socket, {"type": "start", "id": "q", "payload": {"query": "{ projections { name } }"}}
+        )
+        reply = await receive(socket)
+        assert reply["id"] == "q"
+        assert error_code(reply) == "VALIDATION_FAILED"
+    logged = server.output()[mark:]
+    assert "ERROR" not in logged and "Traceback" not in logged, logged
+
+
 # ---------------------------------------------------------------- origins
 
 
