@@ -33,13 +33,14 @@ from store.database import create_engine, plain_url
 from store.doorbell import RING_CHANNEL, Doorbell, Notify, pg_notifier
 from store.event_store import EventStore
 from store.serialization import Aggregates
-from store.upcasting import Upcasters
 
 log = logging.getLogger("chronicle")
 
 
-def register_aggregates(aggregates: Aggregates) -> Aggregates:
-    """Every decider the service runs, with its snapshot policy."""
+def build_aggregates() -> Aggregates:
+    """The registry of every decider the service runs, with its snapshot policy: built once
+    here, it owns the event codec and the upcasters the store reads through."""
+    aggregates = Aggregates()
     aggregates.register(users.DECIDER, snapshot_every=100)
     aggregates.register(catalog.DECIDER, snapshot_every=100)
     aggregates.register(orders.DECIDER, snapshot_every=100)
@@ -91,9 +92,8 @@ async def services(settings: Settings) -> AsyncIterator[Services]:
             await migrations.upgrade(engine)
             log.info("database schema is up to date")
         ring_url, notify = await _doorbell(settings, url, engine, cleanup)
-        upcasters = Upcasters()
-        aggregates = register_aggregates(Aggregates(upcasters))
-        store = EventStore(engine, upcasters, Doorbell(notify))
+        aggregates = build_aggregates()
+        store = EventStore(engine, aggregates.upcasters, Doorbell(notify))
         cleanup.push_async_callback(store.close)
         handler = CommandHandler(store, aggregates)
         runner = ProjectionRunner(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar
 
 import strawberry
 
@@ -15,6 +15,10 @@ from domain.decider import Decider
 from store.events import fingerprint
 
 MAX_COMMAND_ID_LENGTH = 200
+
+C = TypeVar("C")
+S = TypeVar("S")
+E = TypeVar("E")
 
 _STREAM_IDS = uuid.UUID("4f0c2b8e-6a51-4d7e-9c1a-3b2d5e8f7a60")
 
@@ -35,17 +39,17 @@ def new_stream_id(kind: str, command_id: str | None) -> str:
 
 async def execute(
     info: Info,
-    decider: Decider[Any, Any, Any],
+    decider: Decider[C, S, E],
     stream_id: str,
-    command: Any,
+    command: C,
     *,
     expected_version: int | None = None,
     command_id: str | None = None,
     request: object = None,
 ) -> CommandResult:
-    """Run `command` for a mutation. `request` is the client's input: with a commandId, a
-    fingerprint of it (never of values the server filled in) tells a retry of the same request
-    from a different command under a used id."""
+    """Run `command`, one of `decider`'s own, for a mutation. `request` is the client's input:
+    with a commandId, a fingerprint of it (never of values the server filled in) tells a retry
+    of the same request from a different command under a used id."""
     expected_version = optional(expected_version)
     command_id = optional(command_id)
     if command_id is not None and not 1 <= len(command_id) <= MAX_COMMAND_ID_LENGTH:

@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
 from domain.decider import Claim, Decider, KeyClaimed
 from domain.errors import DomainError, Duplicate, NotFound
@@ -34,7 +34,9 @@ from store.events import (
 )
 from store.serialization import CLAIM_STREAM_TYPE, Aggregates, decode_state, encode_state
 
+C = TypeVar("C")
 S = TypeVar("S")
+E = TypeVar("E")
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +85,13 @@ class Loaded(Generic[S]):
 
 
 class CommandHandler:
+    """Runs any registered decider's commands against its stream in the store.
+
+    Each call is typed by its decider: `handle(orders.DECIDER, ...)` takes an orders command
+    and `load` returns an order's state, so a command of another aggregate does not type-check.
+    A decider missing from `aggregates` raises `UnregisteredDecider`.
+    """
+
     def __init__(
         self, store: EventStore, aggregates: Aggregates, *, max_attempts: int = 30
     ) -> None:
@@ -92,7 +101,7 @@ class CommandHandler:
 
     async def load(
         self,
-        decider: Decider[Any, S, Any],
+        decider: Decider[C, S, E],
         stream_id: str,
         *,
         to_version: int | None = None,
@@ -131,9 +140,9 @@ class CommandHandler:
 
     async def handle(
         self,
-        decider: Decider[Any, Any, Any],
+        decider: Decider[C, S, E],
         stream_id: str,
-        command: Any,
+        command: C,
         *,
         expected_version: int | None = None,
         context: CommandContext | None = None,
@@ -145,6 +154,7 @@ class CommandHandler:
         `WrongExpectedVersion` when `expected_version` is stale (or, without it, when the
         retries run out).
         """
+        registration = self.aggregates.registration(decider)
         context = context or CommandContext()
         identity = CommandIdentity(
             command_type=type(command).__name__,
@@ -161,7 +171,6 @@ class CommandHandler:
             "causationId": context.causation_id,
             "actor": context.actor,
         }
-        registration = self.aggregates.registration(decider)
         for attempt in range(1, self.max_attempts + 1):
             loaded = await self.load(decider, stream_id)
             if loaded.foreign:
@@ -244,9 +253,9 @@ class CommandHandler:
 
     async def _snapshot(
         self,
-        decider: Decider[Any, Any, Any],
+        decider: Decider[C, S, E],
         stream_id: str,
-        state: Any,
+        state: S,
         version: int,
         state_schema: int,
     ) -> None:

@@ -14,6 +14,9 @@ Upcaster = Callable[[Payload], Payload]
 class Upcasters:
     """Upcasters keyed by (event type, schema version), each lifting a payload one version.
 
+    The registry of deciders (`store.serialization.Aggregates`) owns the service's one
+    instance and fills it from each decider it registers; the event store reads through it.
+
     An event type's current version is the highest registered target (1 by default); a stored
     payload at version v passes through (type, v), (type, v + 1), ... up to it.
     """
@@ -23,6 +26,9 @@ class Upcasters:
         self._current: dict[str, int] = {}
 
     def register(self, event_type: str, from_version: int, upcaster: Upcaster) -> None:
+        """Lift `event_type` payloads from `from_version` to the next; one step per version."""
+        if (event_type, from_version) in self._steps:
+            raise ValueError(f"{event_type} already has an upcaster from version {from_version}")
         self._steps[(event_type, from_version)] = upcaster
         self._current[event_type] = max(self.current(event_type), from_version + 1)
 

@@ -18,7 +18,7 @@ from store.command_handler import CommandContext, CommandHandler
 from store.errors import WrongExpectedVersion
 from store.event_store import EventStore
 from store.events import NewEvent, StreamAppend, StreamState
-from store.serialization import Aggregates
+from store.serialization import Aggregates, UnregisteredDecider
 
 
 @pytest.fixture
@@ -223,6 +223,17 @@ async def test_without_snapshots_the_whole_stream_is_read(
         await handler.handle(COUNTER, "c", Add(times=10))
     loaded = await handler.load(COUNTER, "c")
     assert (loaded.events_read, loaded.state.value) == (30, 30)
+
+
+async def test_a_decider_never_registered_is_refused_and_writes_nothing(
+    handler: CommandHandler, aggregates: Aggregates, engine: AsyncEngine
+) -> None:
+    with pytest.raises(UnregisteredDecider, match="Counter decider is not registered"):
+        await handler.handle(COUNTER, "counter", Add(times=1))
+    with pytest.raises(UnregisteredDecider):
+        await handler.load(COUNTER, "counter")
+    assert await count_events(engine) == 0
+    assert aggregates.for_stream_type("Counter") is None
 
 
 # ---------------------------------------------------------------- upcasting

@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from api.app import register_aggregates
+from api.app import build_aggregates
 from domain import catalog, orders
 from domain.errors import RuleViolated
 from projections.catalog import ProductsProjector
@@ -27,7 +27,6 @@ from projections.runner import ProjectionRunner
 from store.command_handler import CommandHandler
 from store.database import plain_url
 from store.event_store import EventStore
-from store.serialization import Aggregates
 from tests.integration.test_runner_processes import RunnerProcess, processes, until
 
 __all__ = ["processes"]  # the fixture, shared with the runner process tests
@@ -130,8 +129,9 @@ class Shop:
             return int((await connection.execute(text("SELECT count(*) FROM events"))).scalar_one())
 
 
-def shop_on(engine: AsyncEngine, store: EventStore) -> Shop:
-    aggregates = register_aggregates(Aggregates(store.upcasters))
+def shop_on(engine: AsyncEngine) -> Shop:
+    aggregates = build_aggregates()
+    store = EventStore(engine, aggregates.upcasters)
     handler = CommandHandler(store, aggregates)
     runner = ProjectionRunner(
         engine,
@@ -144,10 +144,11 @@ def shop_on(engine: AsyncEngine, store: EventStore) -> Shop:
 
 
 @pytest.fixture
-async def shop(engine: AsyncEngine, store: EventStore) -> AsyncIterator[Shop]:
-    shop = shop_on(engine, store)
+async def shop(engine: AsyncEngine) -> AsyncIterator[Shop]:
+    shop = shop_on(engine)
     await shop.runner.ensure_checkpoints()
     yield shop
+    await shop.handler.store.close()
 
 
 def never_negative(events: list[tuple[str, dict[str, object]]]) -> None:
@@ -322,12 +323,11 @@ async def test_the_process_shows_in_the_projection_statuses(shop: Shop) -> None:
 
 async def test_a_runner_killed_between_two_lines_finishes_the_order_exactly_once(
     engine: AsyncEngine,
-    store: EventStore,
     database_url: str,
     tmp_path: Path,
     processes: list[RunnerProcess],
 ) -> None:
-    shop = shop_on(engine, store)
+    shop = shop_on(engine)
     a, b, c = await shop.product(5), await shop.product(5), await shop.product(5)
     # Hold the lock every append takes on b's stream: the runner will block reserving line two.
     blocker = await asyncpg.connect(plain_url(database_url))
@@ -382,3 +382,4 @@ async def test_a_runner_killed_between_two_lines_finishes_the_order_exactly_once
         reservations = [d for k, d in await shop.product_events(product) if k == "StockReserved"]
         assert [r["quantity"] for r in reservations] == [quantity], "reserved more than once"
         assert (await shop.stock(product)).available == 5 - quantity
+    await shop.handler.store.close()

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from api.app import register_aggregates
+from api.app import build_aggregates
 from domain import posts, users
 from projections.posts import PostsProjector
 from projections.projector import Projector, Tables
@@ -354,7 +354,7 @@ async def boundary_world(
     (tests/xid_cluster.py)."""
     boundary, url = boundary_database
     engine = create_engine(url, pool_size=10)
-    aggregates = register_aggregates(Aggregates())
+    aggregates = build_aggregates()
     store = EventStore(engine, aggregates.upcasters)
     yield BoundaryWorld(boundary, engine, store, CommandHandler(store, aggregates))
     await store.close()

@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from api.app import all_projectors, register_aggregates
+from api.app import all_projectors, build_aggregates
 from domain import catalog, orders, posts, users
 from projections.fulfilment import FulfilmentProcess
 from projections.runner import ProjectionRunner, StaleRead
@@ -26,7 +26,6 @@ from store.command_handler import CommandHandler
 from store.database import create_engine
 from store.event_store import EventStore
 from store.events import FEED_START, FeedCheckpoint, RecordedEvent
-from store.serialization import Aggregates
 from tests.xid_cluster import DIGITS_BOUNDARY, WRAPAROUND, XidClusters
 
 BOUNDARIES = [
@@ -70,7 +69,7 @@ def boundary_database(
 async def world(boundary_database: tuple[int, str]) -> AsyncIterator[World]:
     boundary, url = boundary_database
     engine = create_engine(url, pool_size=10)
-    aggregates = register_aggregates(Aggregates())
+    aggregates = build_aggregates()
     store = EventStore(engine, aggregates.upcasters)
     yield World(boundary, engine, store, CommandHandler(store, aggregates))
     await store.close()
