@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import traceback
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from graphql import GraphQLError
@@ -11,7 +13,8 @@ from strawberry.extensions import MaskErrors
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 
 from domain.errors import DomainError
-from store.errors import WrongExpectedVersion
+from projections.errors import FellBehind
+from store.errors import StoreError, WrongExpectedVersion
 
 log = logging.getLogger("chronicle.errors")
 
@@ -42,18 +45,75 @@ def validation_failed(message: str, **details: Any) -> ClientError:
     return ClientError("VALIDATION_FAILED", message, **details)
 
 
-def from_refusal(error: Exception) -> ClientError | None:
-    """The client error for a refusal of the domain or the store, None for anything else."""
-    if isinstance(error, DomainError):
-        return ClientError(error.code, error.message)
-    if isinstance(error, WrongExpectedVersion):
-        return ClientError(
-            "CONCURRENCY_CONFLICT",
-            str(error),
-            streamId=error.stream_id,
-            actualVersion=error.actual,
+Details = Callable[[Any], dict[str, Any]]
+
+
+def _no_details(_: Exception) -> dict[str, Any]:
+    return {}
+
+
+CLIENT_ERRORS: dict[type[Exception], Details] = {
+    DomainError: _no_details,
+    StoreError: _no_details,
+    WrongExpectedVersion: lambda error: {
+        "streamId": error.stream_id,
+        "actualVersion": error.actual,
+    },
+    FellBehind: lambda error: {"resumeAfter": str(error.last_position)},
+}
+"""The one table of what reaches a client: an error of a class here (or of a subclass)
+answers with its class's `code` (see domain/errors.py, store/errors.py and
+projections/errors.py), its message and these details; one whose `code` is None, or of a class
+not here, is a fault, masked as INTERNAL."""
+
+
+def _entry(kind: type[BaseException]) -> Details | None:
+    return next((CLIENT_ERRORS[cls] for cls in kind.__mro__ if cls in CLIENT_ERRORS), None)
+
+
+def code_for(kind: type[BaseException]) -> str | None:
+    """The code clients see for errors of class `kind`, None for a fault."""
+    if _entry(kind) is None:
+        return None
+    code: str | None = getattr(kind, "code", None)
+    return code
+
+
+def client_error_for(error: BaseException, message: str | None = None) -> ClientError | None:
+    """The error a client is answered with for `error`, None for a fault. `message` words it for
+    where it happened, when the error's own text was written for the log."""
+    details = _entry(type(error))
+    code = code_for(type(error))
+    if details is None or code is None:
+        return None
+    return ClientError(code, str(error) if message is None else message, **details(error))
+
+
+def refused(error: DomainError | StoreError, message: str | None = None) -> ClientError:
+    """The client error for a refusal that has a code (see `client_error_for`)."""
+    client_error = client_error_for(error, message)
+    if client_error is None:
+        raise TypeError(f"{type(error).__name__} has no code for clients")
+    return client_error
+
+
+@contextlib.contextmanager
+def client_errors(reworded: Mapping[type[Exception], str] | None = None) -> Iterator[None]:
+    """Raise the client error of each refusal raised in the block; faults pass unchanged.
+    `reworded` gives the message of a class of refusals for this context."""
+    try:
+        yield
+    except Exception as error:
+        message = next(
+            (text for cls, text in (reworded or {}).items() if isinstance(error, cls)), None
         )
-    return None
+        client_error = client_error_for(error, message)
+        if client_error is None:
+            raise
+        raise client_error from error
+
+
+from_refusal = client_error_for  # api/commands.py's name for it, until it says client_errors
 
 
 DOCUMENT_ERRORS = (InvalidOperationTypeError, CannotGetOperationTypeError)

@@ -9,6 +9,7 @@ import strawberry
 from api.commands import optional
 from api.context import Info
 from api.errors import ClientError, validation_failed
+from api.reads import checkpoint_after
 from api.scalars import JSON, Position
 from api.types import AggregateState, Event
 from store.events import FEED_START
@@ -42,14 +43,9 @@ class HistoryQueries:
         limit = 100 if first is None else first
         if not 1 <= limit <= MAX_EVENTS_PAGE:
             raise validation_failed(f"first must be between 1 and {MAX_EVENTS_PAGE}")
-        checkpoint = FEED_START
-        if (position := optional(after)) is not None:
-            found = await store.checkpoint_at(position)
-            if found is None:
-                raise validation_failed(f"no event at position {position}")
-            checkpoint = found
+        checkpoint = await checkpoint_after(info, after)
         events = await store.read_feed(
-            checkpoint,
+            checkpoint or FEED_START,
             limit=limit,
             stream_id=optional(stream_id),
             stream_type=optional(stream_type),

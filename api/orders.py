@@ -11,7 +11,7 @@ import strawberry
 from api.catalog import Product
 from api.commands import execute, new_stream_id, optional
 from api.context import Info
-from api.errors import ClientError
+from api.errors import client_errors
 from api.lookups import catalog_entry, user_exists
 from api.money import Cents, ExactCents
 from api.reads import caught_up, page_errors
@@ -20,8 +20,8 @@ from api.types import CommandResult, PageInfo
 from api.users import User
 from domain import orders
 from projections import fulfilment, order_queries
+from projections.errors import StaleRead
 from projections.order_queries import OrderRow
-from projections.runner import StaleRead
 
 
 @strawberry.input
@@ -368,21 +368,14 @@ async def fulfilment_of(info: Info, result: CommandResult) -> Order | None:
         return None
     services = info.context.services
     order_id = str(placed.stream_id)
-    try:
+    within = services.settings.stale_read_timeout
+    stale = (
+        f"order {order_id} was not confirmed or rejected within {within:g}s; it is still "
+        "PLACED: watch it with orderChanged, or query order(id) later"
+    )
+    with client_errors({StaleRead: stale}):
         await fulfilment.decision(
-            services.live,
-            services.runner,
-            services.store,
-            order_id,
-            placed.position,
-            services.settings.stale_read_timeout,
+            services.live, services.runner, services.store, order_id, placed.position, within
         )
-    except StaleRead as error:
-        raise ClientError(
-            "STALE_READ_TIMEOUT",
-            f"order {order_id} was not confirmed or rejected within "
-            f"{services.settings.stale_read_timeout:g}s; it is still PLACED: watch it with "
-            "orderChanged, or query order(id) later",
-        ) from error
     row = await order_queries.get_order(services.engine, order_id)
     return None if row is None else Order.of(row)

@@ -1,4 +1,5 @@
-"""What every query shares: read-your-writes with `minPosition`, and page errors."""
+"""What every query shares: read-your-writes with `minPosition`, a position to read the feed
+after, and page errors."""
 
 from __future__ import annotations
 
@@ -7,9 +8,9 @@ from collections.abc import Iterator
 
 from api.commands import optional
 from api.context import Info
-from api.errors import ClientError, validation_failed
-from projections.pagination import InvalidPage, InvalidSearch
-from projections.runner import StaleRead, UnknownPosition
+from api.errors import client_errors, refused
+from projections.errors import StaleRead, UnknownPosition
+from store.events import FeedCheckpoint
 
 
 async def caught_up(info: Info, projection: str, min_position: int | None) -> None:
@@ -18,23 +19,29 @@ async def caught_up(info: Info, projection: str, min_position: int | None) -> No
     if position is None:
         return
     services = info.context.services
-    try:
-        await services.runner.wait_for(projection, position, services.settings.stale_read_timeout)
-    except UnknownPosition as error:
-        raise validation_failed(f"no event at position {position}") from error
-    except StaleRead as error:
-        raise ClientError(
-            "STALE_READ_TIMEOUT",
-            f"the {projection} read model has not reached position {position} within "
-            f"{services.settings.stale_read_timeout:g}s; retry later",
-        ) from error
+    within = services.settings.stale_read_timeout
+    stale = (
+        f"the {projection} read model has not reached position {position} within "
+        f"{within:g}s; retry later"
+    )
+    with client_errors({StaleRead: stale}):
+        await services.runner.wait_for(projection, position, within)
+
+
+async def checkpoint_after(info: Info, after: int | None) -> FeedCheckpoint | None:
+    """The feed checkpoint of the event at position `after`, None when it is not given."""
+    position = optional(after)
+    if position is None:
+        return None
+    checkpoint = await info.context.services.store.checkpoint_at(position)
+    if checkpoint is None:
+        raise refused(UnknownPosition(position))
+    return checkpoint
 
 
 @contextlib.contextmanager
 def page_errors() -> Iterator[None]:
     """A malformed cursor, a page size out of range or a search beyond its limits is the
     client's VALIDATION_FAILED."""
-    try:
+    with client_errors():
         yield
-    except (InvalidPage, InvalidSearch) as error:
-        raise validation_failed(str(error)) from error

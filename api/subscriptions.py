@@ -10,24 +10,17 @@ import strawberry
 
 from api.commands import optional
 from api.context import Info
-from api.errors import ClientError, validation_failed
+from api.errors import client_errors
 from api.orders import Order
 from api.posts import Post
+from api.reads import checkpoint_after
 from api.scalars import Position
 from api.streaming import SHARED_RESULTS
 from api.types import Event
 from projections import order_queries, post_queries
-from projections.live import EventFilter, FellBehind
-from projections.runner import StaleRead
+from projections.errors import StaleRead
+from projections.live import EventFilter
 from store.events import RecordedEvent
-
-
-def fell_behind(error: FellBehind) -> ClientError:
-    return ClientError(
-        "FELL_BEHIND",
-        str(error),
-        resumeAfter=str(error.last_position),
-    )
 
 
 async def _changes(
@@ -35,7 +28,7 @@ async def _changes(
 ) -> AsyncGenerator[RecordedEvent, None]:
     """Each event of `stream_id`, once `projection` has applied it."""
     services = info.context.services
-    try:
+    with client_errors():
         async for event in services.live.subscribe(EventFilter(stream_id=stream_id)):
             try:
                 await services.runner.wait_for(
@@ -44,8 +37,6 @@ async def _changes(
             except StaleRead:
                 continue  # a later event will carry the change with it
             yield event
-    except FellBehind as error:
-        raise fell_behind(error) from error
 
 
 _PUSHED: OrderedDict[UUID, Event] = OrderedDict()
@@ -77,23 +68,16 @@ class Subscription:
         stream_type: str | None = strawberry.UNSET,
         types: list[str] | None = strawberry.UNSET,
     ) -> AsyncGenerator[Event, None]:
-        services = info.context.services
-        checkpoint = None
-        if (position := optional(after)) is not None:
-            checkpoint = await services.store.checkpoint_at(position)
-            if checkpoint is None:
-                raise validation_failed(f"no event at position {position}")
+        checkpoint = await checkpoint_after(info, after)
         chosen = optional(types)
         accepts = EventFilter(
             stream_id=optional(stream_id),
             stream_type=optional(stream_type),
             types=None if chosen is None else frozenset(chosen),
         )
-        try:
-            async for event in services.live.subscribe(accepts, after=checkpoint):
+        with client_errors():
+            async for event in info.context.services.live.subscribe(accepts, after=checkpoint):
                 yield pushed(event)
-        except FellBehind as error:
-            raise fell_behind(error) from error
 
     @strawberry.subscription(
         description="The order's read model each time a projection changes it."

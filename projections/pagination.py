@@ -15,18 +15,11 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from domain.text import unstorable
+from projections.errors import InvalidPage, InvalidSearch
 
 T = TypeVar("T")
 
 MAX_PAGE_SIZE = 100
-
-
-class InvalidPage(ValueError):
-    """A malformed cursor or a page size out of range."""
-
-
-class InvalidSearch(ValueError):
-    """A search text beyond the limits below."""
 
 
 MAX_SEARCH_LENGTH = 200

@@ -31,6 +31,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, StatementError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from projections.errors import StaleRead, UnknownPosition
 from projections.projector import ProcessManager, Projector, Tables
 from projections.rebuild import (
     is_rebuilding,
@@ -51,14 +52,6 @@ LEADER_LOCK = 7_463_002
 
 DATABASE_TROUBLE = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, DBAPIError)
 """Failures of the connection rather than of an event: the runner reconnects and retries."""
-
-
-class StaleRead(Exception):
-    """A projection did not reach the requested position in time."""
-
-
-class UnknownPosition(Exception):
-    """No event has the requested position."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from domain.errors import Duplicate
 from store.events import ExpectedVersion, ProcessedCommand, StreamState
 
@@ -10,8 +12,20 @@ def _describe(expected: ExpectedVersion) -> str:
     return expected.value if isinstance(expected, StreamState) else f"version {expected}"
 
 
-class WrongExpectedVersion(Exception):
+class StoreError(Exception):
+    """An error of the store or of the read side built on it (projections/errors.py).
+
+    `code` is the GraphQL error code a client is answered with (the table in api/errors.py);
+    None for a fault no client can cause, which reaches clients masked as INTERNAL.
+    """
+
+    code: ClassVar[str | None] = None
+
+
+class WrongExpectedVersion(StoreError):
     """The stream was not at the version the append expected; nothing was written."""
+
+    code = "CONCURRENCY_CONFLICT"
 
     def __init__(self, stream_id: str, expected: ExpectedVersion, actual: int | None) -> None:
         self.stream_id = stream_id
@@ -21,7 +35,7 @@ class WrongExpectedVersion(Exception):
         super().__init__(f"stream {stream_id} expected at {_describe(expected)} but found {found}")
 
 
-class CommandAlreadyProcessed(Exception):
+class CommandAlreadyProcessed(StoreError):
     """An append carried a commandId that an earlier append already recorded."""
 
     def __init__(self, command_id: str, prior: ProcessedCommand | None = None) -> None:
@@ -45,9 +59,9 @@ class CommandIdReused(Duplicate):
         )
 
 
-class UnknownEventSchema(Exception):
+class UnknownEventSchema(StoreError):
     """A stored event's schema version has no upcaster to the current version."""
 
 
-class DuplicateEventId(Exception):
+class DuplicateEventId(StoreError):
     """An append carried an event id the store already holds; nothing was written."""
