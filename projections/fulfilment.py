@@ -19,7 +19,6 @@ import contextlib
 import json
 import logging
 from collections.abc import Sequence
-from typing import Any
 
 from sqlalchemy import bindparam, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -99,11 +98,6 @@ class FulfilmentProcess:
 
     async def _send(self, issue: fulfilment.Issue, cause: RecordedEvent) -> None:
         command = issue.command
-        decider: Any
-        if isinstance(command, STOCK_COMMANDS):
-            decider, stream_id = catalog.DECIDER, command.product_id
-        else:
-            decider, stream_id = orders.DECIDER, command.order_id
         context = CommandContext(
             command_id=issue.command_id,
             correlation_id=cause.metadata.get("correlationId"),
@@ -111,7 +105,14 @@ class FulfilmentProcess:
             actor="fulfilment",
         )
         try:
-            await self.handler.handle(decider, stream_id, command, context=context)
+            if isinstance(command, STOCK_COMMANDS):
+                await self.handler.handle(
+                    catalog.DECIDER, command.product_id, command, context=context
+                )
+            else:
+                await self.handler.handle(
+                    orders.DECIDER, command.order_id, command, context=context
+                )
         except DomainError as refusal:
             # The order moved on meanwhile (a customer cancelled it before it was confirmed):
             # the event that moved it brings the process along.
