@@ -9,10 +9,20 @@ queries see the old tables until that commit and the new ones after it, never a 
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
+
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from projections.checkpoints import lock_checkpoint, read_checkpoint, statuses
 from projections.projector import Projector, Tables, rebuild_table
+from projections.workers import ProjectorWorker, apply_batch, catch_up
+from store.event_store import EventStore
+
+log = logging.getLogger(__name__)
+
+_HEAD = text("SELECT max(position) FROM events")
 
 
 def rebuild_checkpoint(name: str) -> str:
@@ -75,3 +85,67 @@ async def swap_in(connection: AsyncConnection, projector: Projector) -> None:
 
 def rebuild_tables(projector: Projector) -> Tables:
     return Tables.rebuilding(projector.tables)
+
+
+class Rebuilder:
+    """Drives rebuilds: a step each runner pass, or to the end in one process (the CLI)."""
+
+    def __init__(self, engine: AsyncEngine, store: EventStore, *, batch_size: int) -> None:
+        self.engine = engine
+        self.store = store
+        self.batch_size = batch_size
+
+    async def start(self, projector: Projector) -> bool:
+        """Start rebuilding `projector` from the first event; False if one is under way."""
+        started = await start_rebuild(self.engine, projector)
+        if started:
+            log.info("rebuilding projection %s from the first event", projector.name)
+        return started
+
+    async def step(self, projector: Projector) -> int:
+        """A batch into the copies; once they are nearly caught up, the swap. Returns the
+        number of events read (plus one for the swap)."""
+        worker = ProjectorWorker(
+            self.engine, projector, rebuild_checkpoint(projector.name), rebuild_tables(projector)
+        )
+        read = await catch_up(self.engine, self.store, worker, limit=self.batch_size)
+        if read < self.batch_size:
+            read += await self._finish(projector)
+        return read
+
+    async def _finish(self, projector: Projector) -> int:
+        """Apply the last events to the copies and swap them in, in one transaction."""
+        name = rebuild_checkpoint(projector.name)
+        read = 0
+        async with self.engine.begin() as connection:
+            await lock_checkpoint(connection, projector.name, only_running=False)
+            checkpoint = await lock_checkpoint(connection, name)
+            if checkpoint is None:
+                return 0
+            while events := await self.store.read_feed(checkpoint, limit=self.batch_size):
+                await apply_batch(connection, projector, events, rebuild_tables(projector), name)
+                checkpoint = events[-1].checkpoint
+                read += len(events)
+            await swap_in(connection, projector)
+        log.info("projection %s rebuilt and swapped in", projector.name)
+        return read + 1
+
+    async def drive(self, projector: Projector, on_progress: Callable[[int, int], None]) -> None:
+        """Step the rebuild of `projector` (already started) until it is swapped in, reporting
+        (position, head) before each step; raise if it fails."""
+        name = projector.name
+        while True:
+            async with self.engine.connect() as connection:
+                if not await is_rebuilding(connection, name):
+                    return
+                position = await read_checkpoint(connection, rebuild_checkpoint(name))
+                head = (await connection.execute(_HEAD)).scalar()
+            on_progress(position.position if position else 0, head or 0)
+            if not await self.step(projector):
+                failed = [
+                    s
+                    for s in await statuses(self.engine, include_rebuilds=True)
+                    if s.name == rebuild_checkpoint(name) and s.status == "failed"
+                ]
+                if failed:
+                    raise RuntimeError(f"rebuild of {name} failed: {failed[0].error}")

@@ -1,0 +1,161 @@
+"""Taking a batch of the feed: a projector's or a process manager's, exactly once, and the one
+way a failing event is isolated.
+
+A worker takes a batch read beyond its checkpoint's `place`: it applies it (a projector) or
+reacts to it (a process manager) and moves its checkpoint past it, only if the checkpoint is
+still at `place`. A projector's batch and its checkpoint commit in one transaction. A process
+manager sends its commands first and then records its state and checkpoint in one short
+transaction: if another runner moved the checkpoint meanwhile, the commands it sent had the
+ids that runner sent, and nothing is recorded twice.
+
+Failure isolation, the same for both: when a batch fails, its events are taken again one at a
+time, each from where the last one left the checkpoint, until one fails; that event stops its
+worker, at that event (status `failed`, with the reason and the position), and the others
+carry on. The failure the worker lets through (`passes`: a lost database connection, for a
+process manager whose commands cross the store) is raised instead, for the runner to retry.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Protocol
+
+import asyncpg
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from projections.checkpoints import lock_checkpoint, read_checkpoint, save_checkpoint, stop_at
+from projections.projector import ProcessManager, Projector, Tables
+from store.errors import WrongExpectedVersion
+from store.event_store import EventStore
+from store.events import FeedCheckpoint, RecordedEvent
+
+log = logging.getLogger(__name__)
+
+DATABASE_TROUBLE = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, DBAPIError)
+"""Failures of the connection rather than of an event: the runner reconnects and retries."""
+
+
+class Worker(Protocol):
+    """Something the runner hands batches of the feed to, under a checkpoint of its own."""
+
+    checkpoint_name: str
+    event_types: frozenset[str]
+    passes: tuple[type[BaseException], ...]
+    """Exceptions that are not the event's fault: raised, never a reason to stop."""
+
+    async def take(self, place: FeedCheckpoint, events: Sequence[RecordedEvent]) -> bool:
+        """Take `events`, read beyond `place`, and move the checkpoint past them; False (and
+        nothing done) if the checkpoint is no longer at `place` or the batch must wait."""
+        ...
+
+
+async def take_batch(
+    engine: AsyncEngine,
+    worker: Worker,
+    place: FeedCheckpoint,
+    events: Sequence[RecordedEvent],
+) -> int:
+    """Have `worker` take `events`; on a failure, one at a time until the failing one, which
+    stops it there. Returns how many events it took."""
+    try:
+        return len(events) if await worker.take(place, events) else 0
+    except worker.passes:
+        raise
+    except Exception as error:
+        if len(events) == 1:
+            await stop_at(engine, worker.checkpoint_name, place, events[0], error)
+            return 0
+        log.warning("batch of %s failed; taking it event by event", worker.checkpoint_name)
+    taken = 0
+    for event in events:
+        try:
+            if not await worker.take(place, [event]):
+                break
+        except worker.passes:
+            raise
+        except Exception as error:
+            await stop_at(engine, worker.checkpoint_name, place, event, error)
+            break
+        place = event.checkpoint
+        taken += 1
+    return taken
+
+
+async def catch_up(engine: AsyncEngine, store: EventStore, worker: Worker, *, limit: int) -> int:
+    """One batch of the feed beyond `worker`'s checkpoint, if it is running; returns how many
+    events it took."""
+    async with engine.connect() as connection:
+        place = await read_checkpoint(connection, worker.checkpoint_name, only_running=True)
+    if place is None:
+        return 0
+    events = await store.read_feed(place, limit=limit)
+    if not events:
+        return 0
+    return await take_batch(engine, worker, place, events)
+
+
+class ProjectorWorker:
+    """A projector writing into `tables` (its own, or a rebuild's copies) under the checkpoint
+    `checkpoint_name`. Every error of its batch is the batch's: a failing statement stops it."""
+
+    passes: tuple[type[BaseException], ...] = ()
+
+    def __init__(
+        self, engine: AsyncEngine, projector: Projector, checkpoint_name: str, tables: Tables
+    ) -> None:
+        self.engine = engine
+        self.projector = projector
+        self.event_types = projector.event_types
+        self.checkpoint_name = checkpoint_name
+        self.tables = tables
+
+    async def take(self, place: FeedCheckpoint, events: Sequence[RecordedEvent]) -> bool:
+        async with self.engine.begin() as connection:
+            if await lock_checkpoint(connection, self.checkpoint_name) != place:
+                return False  # moved meanwhile (by a runner deposed since): the next pass rereads
+            await apply_batch(connection, self.projector, events, self.tables, self.checkpoint_name)
+        return True
+
+
+async def apply_batch(
+    connection: AsyncConnection,
+    projector: Projector,
+    events: Sequence[RecordedEvent],
+    tables: Tables,
+    checkpoint_name: str,
+) -> None:
+    """Apply `events` (those of the projector's types) to `tables` and move the checkpoint
+    past them, in the caller's transaction, which holds the checkpoint locked."""
+    relevant = [e for e in events if e.event_type in projector.event_types]
+    if relevant:
+        await projector.apply(connection, relevant, tables)
+    if events:
+        await save_checkpoint(connection, checkpoint_name, events[-1].checkpoint)
+
+
+class ProcessWorker:
+    """A process manager: its commands first, then its state and checkpoint."""
+
+    passes: tuple[type[BaseException], ...] = DATABASE_TROUBLE
+
+    def __init__(self, engine: AsyncEngine, manager: ProcessManager) -> None:
+        self.engine = engine
+        self.manager = manager
+        self.event_types = manager.event_types
+        self.checkpoint_name = manager.name
+
+    async def take(self, place: FeedCheckpoint, events: Sequence[RecordedEvent]) -> bool:
+        relevant = [e for e in events if e.event_type in self.event_types]
+        try:
+            record = await self.manager.react(relevant)
+        except WrongExpectedVersion as contention:
+            log.warning("%s: %s; the batch is tried again", self.manager.name, contention)
+            return False
+        async with self.engine.begin() as connection:
+            if await lock_checkpoint(connection, self.manager.name) != place:
+                return False  # another runner moved it: what we sent had the ids it sent
+            await record(connection)
+            await save_checkpoint(connection, self.manager.name, events[-1].checkpoint)
+        return True
