@@ -20,7 +20,8 @@ from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass, field
 
 from projections.errors import FellBehind
-from store.event_store import HELD_BACK_RETRY, EventStore
+from projections.follower import FeedFollower
+from store.event_store import EventStore
 from store.events import FeedCheckpoint, RecordedEvent
 
 log = logging.getLogger(__name__)
@@ -64,18 +65,14 @@ class LiveFeed:
         self.poll_interval = poll_interval
         self.batch_size = batch_size
         self.checkpoint: FeedCheckpoint | None = None
+        self.follower = FeedFollower(batch_size=batch_size, poll_interval=poll_interval)
         self._subscribers: set[_Subscriber] = set()
-        self._wake = asyncio.Event()
         self._started = asyncio.Event()
         self._closed = False
-        self._rung = 0  # the highest position a ring announced
-        self._read = 0  # the highest position read from the feed
 
     def wake(self, position: int | None = None) -> None:
         """A commit up to `position` happened somewhere: read the feed now."""
-        if position is not None:
-            self._rung = max(self._rung, position)
-        self._wake.set()
+        self.follower.wake(position)
 
     async def ready(self) -> None:
         """Return once the reader knows where the feed's head is."""
@@ -94,25 +91,25 @@ class LiveFeed:
         """Follow the feed from its current head until `stop`."""
         self.checkpoint = await self.store.feed_head()
         self._started.set()
-        while not stop.is_set():
-            self._wake.clear()
-            try:
-                while batch := await self.store.read_feed(self.checkpoint, limit=self.batch_size):
-                    self._hand_out(batch)
-                    self.checkpoint = batch[-1].checkpoint
-                    self._read = max(self._read, max(event.position for event in batch))
-            except Exception:
-                log.warning("live feed could not read the store; retrying", exc_info=True)
-            # A rung event we have not read yet is held back by some other transaction still
-            # in flight (the feed is gap-safe): look again shortly rather than at the next poll.
-            pause = HELD_BACK_RETRY if self._rung > self._read else self.poll_interval
-            waiters = [asyncio.ensure_future(e.wait()) for e in (stop, self._wake)]
-            await asyncio.wait(waiters, timeout=pause, return_when="FIRST_COMPLETED")
-            for waiter in waiters:
-                waiter.cancel()
+        await self.follower.follow(stop, self._read_batch)
         self._closed = True
         for subscriber in self._subscribers:
             subscriber.woken.set()
+
+    async def _read_batch(self) -> int:
+        """Hand out the next batch of the feed; a failed read is retried at the next wake."""
+        assert self.checkpoint is not None
+        try:
+            batch = await self.store.read_feed(self.checkpoint, limit=self.batch_size)
+        except Exception:
+            log.warning("live feed could not read the store; retrying", exc_info=True)
+            return 0
+        if not batch:
+            return 0
+        self._hand_out(batch)
+        self.checkpoint = batch[-1].checkpoint
+        self.follower.saw(batch)
+        return len(batch)
 
     def _hand_out(self, events: Sequence[RecordedEvent]) -> None:
         for subscriber in list(self._subscribers):
