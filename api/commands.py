@@ -1,4 +1,4 @@
-"""Running a command from a mutation: the one place refusals become GraphQL errors."""
+"""Running a command from a mutation; its refusals become GraphQL errors by api/errors.py."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 import strawberry
 
 from api.context import Info
-from api.errors import from_refusal, validation_failed
+from api.errors import client_errors, validation_failed
 from api.types import CommandResult
 from domain.decider import Decider
 from store.events import fingerprint
@@ -56,7 +56,7 @@ async def execute(
         raise validation_failed(f"commandId must be 1 to {MAX_COMMAND_ID_LENGTH} characters")
     if expected_version is not None and expected_version < 0:
         raise validation_failed("expectedVersion must be 0 or more")
-    try:
+    with client_errors():
         outcome = await info.context.services.handler.handle(
             decider,
             stream_id,
@@ -69,9 +69,4 @@ async def execute(
                 else fingerprint(request, omit=("command_id",)),
             ),
         )
-    except Exception as error:
-        refusal = from_refusal(error)
-        if refusal is None:
-            raise
-        raise refusal from error
     return CommandResult.of(outcome)

@@ -9,8 +9,9 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from graphql import GraphQLError
-from strawberry.extensions import MaskErrors
+from strawberry.extensions import SchemaExtension
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
+from strawberry.types import StreamExecutionResult
 
 from domain.errors import DomainError
 from projections.errors import FellBehind
@@ -113,9 +114,6 @@ def client_errors(reworded: Mapping[type[Exception], str] | None = None) -> Iter
         raise client_error from error
 
 
-from_refusal = client_error_for  # api/commands.py's name for it, until it says client_errors
-
-
 DOCUMENT_ERRORS = (InvalidOperationTypeError, CannotGetOperationTypeError)
 """Strawberry's refusals of the document's operation: the client's mistake, not a fault."""
 
@@ -166,29 +164,59 @@ def triage(errors: list[GraphQLError]) -> None:
             code_document_error(error)
 
 
-class ErrorCodes(MaskErrors):
+def mask(errors: list[GraphQLError]) -> list[GraphQLError]:
+    """Each error as the client sees it: refusals and document errors with their code, anything
+    else an INTERNAL error with no details."""
+    kept = []
+    for error in errors:
+        if is_client_error(error):
+            code_document_error(error)
+            kept.append(error)
+        else:
+            kept.append(
+                GraphQLError(
+                    "Internal error.",
+                    nodes=error.nodes,
+                    path=error.path,
+                    extensions={"code": "INTERNAL"},
+                )
+            )
+    return kept
+
+
+def _mask_result(result: object) -> None:
+    # Any result with errors: a plain attribute check, where a runtime Protocol's isinstance
+    # would cost a tenth of a subscription push's CPU.
+    if errors := getattr(result, "errors", None):
+        result.errors = mask(errors)  # type: ignore[attr-defined]
+
+
+class ErrorCodes(SchemaExtension):
     """Every error leaves with a code: document errors become VALIDATION_FAILED, refusals keep
-    theirs, and anything unexpected is replaced by an INTERNAL error with no details."""
+    theirs, and anything unexpected is replaced by an INTERNAL error with no details.
+
+    Strawberry's `MaskErrors` does the same with private methods to override; this extension
+    uses only the public hooks: each streamed result (`on_stream_result`, subscriptions and the
+    websocket transports) and the operation's result (`on_operation`, plain HTTP).
+    """
 
     def __init__(self) -> None:
-        super().__init__(should_mask_error=lambda error: not is_client_error(error))
+        self._streamed = False
 
-    def anonymise_error(self, error: GraphQLError) -> GraphQLError:
-        return GraphQLError(
-            "Internal error.",
-            nodes=error.nodes,
-            path=error.path,
-            extensions={"code": "INTERNAL"},
-        )
+    def on_operation(self) -> Iterator[None]:
+        self._streamed = False
+        yield
+        if self._streamed:
+            return  # each result was masked as it was streamed
+        result = self.execution_context.result
+        _mask_result(getattr(result, "initial_result", result))
 
-    def _process_result(self, result: object) -> None:
-        # Strawberry's check is an isinstance of a runtime Protocol, paid on every result a
-        # subscription streams (a tenth of a push's CPU); the attribute says the same.
-        if errors := getattr(result, "errors", None):
-            result.errors = self._process_errors(errors)  # type: ignore[attr-defined]
-
-    def _process_errors(self, errors: list[GraphQLError]) -> list[GraphQLError]:
-        processed = super()._process_errors(errors)
-        for error in processed:
-            code_document_error(error)
-        return processed
+    def on_stream_result(self, result: StreamExecutionResult) -> Iterator[None]:
+        self._streamed = True
+        _mask_result(result)
+        for part in (
+            *(getattr(result, "incremental", None) or ()),
+            *(getattr(result, "completed", None) or ()),
+        ):
+            _mask_result(part)
+        yield

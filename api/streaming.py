@@ -17,7 +17,6 @@ from strawberry.extensions import SchemaExtension
 from strawberry.extensions.context import StreamResultContextManager
 from strawberry.extensions.runner import SchemaExtensionsRunner
 from strawberry.types import ExecutionContext
-from strawberry.utils.await_maybe import await_maybe
 
 from api.money import ExactCentsExecutor
 
@@ -39,6 +38,9 @@ class PerEventExecutor(ExactCentsExecutor):
     graphql-core 3.3.2 gives every event's executor the subscription's memo, keyed by the id of
     field lists that are new at every event: each event adds an entry that lives as long as the
     subscription (some 870 bytes per event per subscriber, and ever longer garbage collections).
+    `build_per_event_executor` is public, the memo is not (`collect_subfields` is private and
+    offers no hook): hence the pin on graphql-core in pyproject.toml, and the tests in
+    tests/integration/test_streaming.py that fail when an upgrade moves the memo.
     """
 
     _variables: str | None = None
@@ -81,22 +83,24 @@ class StreamingExtensionsRunner(SchemaExtensionsRunner):
     """Visits, for each streamed result, only the extensions that do something with one.
 
     Strawberry asks every extension of the schema at every push; ours mostly act when a
-    document is parsed and validated, and only error masking looks at results.
+    document is parsed and validated, and only error masking looks at results. The schema hands
+    this runner to strawberry through its public `create_extensions_runner`; per result it
+    delegates to strawberry's own runner over the few extensions that act.
     """
 
     def __init__(
         self, execution_context: ExecutionContext, extensions: list[SchemaExtension] | None = None
     ) -> None:
         super().__init__(execution_context, extensions)
-        self._on_result = [e for e in self.extensions if _acts(e, "on_stream_result")]
-        self._with_results = [e for e in self.extensions if _acts(e, "get_results")]
+        self._on_result = SchemaExtensionsRunner(
+            execution_context, [e for e in self.extensions if _acts(e, "on_stream_result")]
+        )
+        self._with_results = SchemaExtensionsRunner(
+            execution_context, [e for e in self.extensions if _acts(e, "get_results")]
+        )
 
     def on_stream_result(self, result: Any) -> StreamResultContextManager:
-        return StreamResultContextManager(self._on_result, result)
+        return self._on_result.on_stream_result(result)
 
     async def get_extensions_results(self, ctx: ExecutionContext) -> dict[str, Any]:
-        data: dict[str, Any] = {}
-        for extension in self._with_results:
-            data.update(await await_maybe(extension.get_results()))
-        data.update(ctx.extensions_results)
-        return data
+        return await self._with_results.get_extensions_results(ctx)

@@ -9,12 +9,14 @@ import tracemalloc
 from collections.abc import AsyncGenerator
 from typing import Any
 
+import pytest
 import strawberry
+from graphql import ExecutionResult, parse
 from strawberry.extensions import ParserCache
 
 from api.errors import ErrorCodes
 from api.schema import ChronicleSchema
-from api.streaming import Shareable
+from api.streaming import PerEventExecutor, Shareable, StreamingExtensionsRunner
 
 
 @strawberry.type
@@ -115,3 +117,41 @@ async def test_payloads_not_marked_shareable_are_executed_for_each_subscriber() 
     document = "subscription { privateBeats { n } }"
     results = await asyncio.gather(collect(document), collect(document))
     assert results[0] == results[1] == [{"privateBeats": {"n": n}} for n in range(5)]
+
+
+# What the two patches above rest on: graphql-core's subfield memo, reset per event in
+# PerEventExecutor, and strawberry's runner hook, ChronicleSchema.create_extensions_runner.
+# An upgrade of graphql-core or strawberry-graphql (both pinned in pyproject.toml) that moves
+# either fails here, by name, as well as in the measures above.
+
+
+def test_each_event_collects_its_subfields_in_a_memo_of_its_own() -> None:
+    subscription = PerEventExecutor.build(
+        SCHEMA._schema, parse("subscription { ticks(count: 1) { n } }")
+    )
+    event = subscription.build_per_event_executor(Tick(n=7))
+    result = event.execute_operation()
+    assert isinstance(result, ExecutionResult)
+    assert result.data == {"ticks": {"n": 7}}
+    assert event._relevant_sub_fields, (
+        "graphql-core no longer memoizes subfields in Executor._relevant_sub_fields: "
+        "PerEventExecutor.build_per_event_executor resets a memo nothing uses"
+    )
+    assert not subscription._relevant_sub_fields, "the event's memo is the subscription's"
+
+
+async def test_every_streamed_result_goes_through_the_schemas_extensions_runner(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    pushed: list[object] = []
+    on_stream_result = StreamingExtensionsRunner.on_stream_result
+
+    def counted(runner: StreamingExtensionsRunner, result: Any) -> Any:
+        pushed.append(result)
+        return on_stream_result(runner, result)
+
+    monkeypatch.setattr(StreamingExtensionsRunner, "on_stream_result", counted)
+    stream = await SCHEMA.subscribe("subscription { ticks(count: 3) { n } }")
+    results = [result async for result in stream]
+    assert [result.data for result in results] == [{"ticks": {"n": n}} for n in range(3)]
+    assert pushed == results, "strawberry streams results past ChronicleSchema's runner"
