@@ -6,7 +6,6 @@ import asyncio
 import uuid
 
 import asyncpg
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from store.database import plain_url
@@ -19,6 +18,7 @@ from store.events import (
     StreamAppend,
     StreamState,
 )
+from tests.visibility import all_visible
 
 
 def one_event(stream_id: str) -> StreamAppend:
@@ -49,21 +49,6 @@ async def until_visible(store: EventStore, checkpoint: FeedCheckpoint) -> None:
     async with asyncio.timeout(20):
         while await store.feed_head() < checkpoint:  # noqa: ASYNC110
             await asyncio.sleep(0.01)
-
-
-async def all_visible(store: EventStore) -> bool:
-    """Whether every committed event is past every transaction still in flight in the cluster."""
-    async with store.engine.connect() as connection:
-        return bool(
-            (
-                await connection.execute(
-                    text(
-                        "SELECT coalesce(max(transaction_id) < "
-                        "pg_snapshot_xmin(pg_current_snapshot()), true) FROM events"
-                    )
-                )
-            ).scalar()
-        )
 
 
 async def read_to_end(store: EventStore, after: FeedCheckpoint) -> list[RecordedEvent]:

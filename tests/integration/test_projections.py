@@ -20,6 +20,7 @@ from store.errors import WrongExpectedVersion
 from store.event_store import EventStore
 from store.events import RecordedEvent
 from store.serialization import Aggregates
+from tests.visibility import until_all_visible
 
 
 @dataclass
@@ -52,6 +53,8 @@ async def register(world: World, user_id: str, age: int, name: str = "Ada Lovela
 
 
 async def drain(runner: ProjectionRunner) -> None:
+    """Run passes until the runner has read everything written so far."""
+    await until_all_visible(runner.store)
     while await runner.run_once():
         pass
 

@@ -15,6 +15,7 @@ from api.loaders import Loaders
 from api.schema import build_schema
 from api.settings import Settings
 from domain import catalog, orders, users
+from tests.visibility import until_all_visible
 
 ORDERS = """query($first: Int) { orders(first: $first) { edges { node {
   id customer { id name } items { quantity product { id sku stockAvailable } }
@@ -64,6 +65,7 @@ async def seed(built: Services, count: int) -> None:
             order_id,
             orders.AddLineItem(order_id=order_id, product_id=product_id, quantity=1, product=entry),
         )
+    await until_all_visible(built.store)
     while await built.runner.run_once():
         pass
 
