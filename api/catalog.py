@@ -5,10 +5,11 @@ from __future__ import annotations
 import strawberry
 
 from api.commands import execute, new_stream_id, optional
+from api.connection import Connection
 from api.context import Info
 from api.reads import caught_up, page_errors
 from api.scalars import Position
-from api.types import CommandResult, PageInfo
+from api.types import CommandResult
 from domain import catalog
 from projections import catalog_queries
 from projections.catalog_queries import ProductRow
@@ -117,19 +118,6 @@ class Product:
 
 
 @strawberry.type
-class ProductEdge:
-    cursor: str
-    node: Product
-
-
-@strawberry.type
-class ProductConnection:
-    edges: list[ProductEdge]
-    page_info: PageInfo
-    total_count: int
-
-
-@strawberry.type
 class CatalogQueries:
     @strawberry.field
     async def product(
@@ -148,7 +136,7 @@ class CatalogQueries:
         search: str | None = strawberry.UNSET,
         in_stock: bool | None = strawberry.UNSET,
         min_position: Position | None = strawberry.UNSET,
-    ) -> ProductConnection:
+    ) -> Connection[Product]:
         await caught_up(info, "products", min_position)
         with page_errors():
             page = await catalog_queries.list_products(
@@ -158,8 +146,4 @@ class CatalogQueries:
                 search=optional(search),
                 in_stock=optional(in_stock),
             )
-        return ProductConnection(
-            edges=[ProductEdge(cursor=c, node=Product.of(row)) for c, row in page.items],
-            page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor),
-            total_count=page.total_count,
-        )
+        return Connection.of(page, Product.of)

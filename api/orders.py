@@ -10,13 +10,14 @@ import strawberry
 
 from api.catalog import Product
 from api.commands import execute, new_stream_id, optional
+from api.connection import Connection
 from api.context import Info
 from api.errors import client_errors
 from api.lookups import catalog_entry, user_exists
 from api.money import Cents, ExactCents
 from api.reads import caught_up, page_errors
 from api.scalars import Position
-from api.types import CommandResult, PageInfo
+from api.types import CommandResult
 from api.users import User
 from domain import orders
 from projections import fulfilment, order_queries
@@ -312,19 +313,6 @@ class Order:
 
 
 @strawberry.type
-class OrderEdge:
-    cursor: str
-    node: Order
-
-
-@strawberry.type
-class OrderConnection:
-    edges: list[OrderEdge]
-    page_info: PageInfo
-    total_count: int
-
-
-@strawberry.type
 class OrderQueries:
     @strawberry.field
     async def order(
@@ -343,7 +331,7 @@ class OrderQueries:
         customer_id: strawberry.ID | None = strawberry.UNSET,
         status: OrderStatus | None = strawberry.UNSET,
         min_position: Position | None = strawberry.UNSET,
-    ) -> OrderConnection:
+    ) -> Connection[Order]:
         await caught_up(info, "orders", min_position)
         chosen = optional(status)
         with page_errors():
@@ -354,11 +342,7 @@ class OrderQueries:
                 customer_id=optional(customer_id),
                 status=None if chosen is None else chosen.value,
             )
-        return OrderConnection(
-            edges=[OrderEdge(cursor=c, node=Order.of(row)) for c, row in page.items],
-            page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor),
-            total_count=page.total_count,
-        )
+        return Connection.of(page, Order.of)
 
 
 async def fulfilment_of(info: Info, result: CommandResult) -> Order | None:

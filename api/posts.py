@@ -9,11 +9,12 @@ from typing import Any
 import strawberry
 
 from api.commands import execute, new_stream_id, optional
+from api.connection import Connection
 from api.context import Info
 from api.lookups import user_exists
 from api.reads import caught_up, page_errors
 from api.scalars import Position
-from api.types import CommandResult, PageInfo
+from api.types import CommandResult
 from api.users import User
 from domain import posts
 from projections import post_queries
@@ -212,19 +213,6 @@ class Post:
 
 
 @strawberry.type
-class PostEdge:
-    cursor: str
-    node: Post
-
-
-@strawberry.type
-class PostConnection:
-    edges: list[PostEdge]
-    page_info: PageInfo
-    total_count: int
-
-
-@strawberry.type
 class PostQueries:
     @strawberry.field
     async def post(
@@ -242,7 +230,7 @@ class PostQueries:
         after: str | None = strawberry.UNSET,
         author_id: strawberry.ID | None = strawberry.UNSET,
         min_position: Position | None = strawberry.UNSET,
-    ) -> PostConnection:
+    ) -> Connection[Post]:
         await caught_up(info, "posts", min_position)
         with page_errors():
             page = await post_queries.list_posts(
@@ -251,8 +239,4 @@ class PostQueries:
                 after=optional(after),
                 author_id=optional(author_id),
             )
-        return PostConnection(
-            edges=[PostEdge(cursor=c, node=Post.of(row)) for c, row in page.items],
-            page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor),
-            total_count=page.total_count,
-        )
+        return Connection.of(page, Post.of)

@@ -96,9 +96,3 @@ class AggregateState:
         description="The aggregate's state rebuilt by replaying its events up to the requested "
         "version or time."
     )
-
-
-@strawberry.type
-class PageInfo:
-    has_next_page: bool
-    end_cursor: str | None

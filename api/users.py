@@ -8,10 +8,11 @@ from datetime import datetime
 import strawberry
 
 from api.commands import execute, new_stream_id, optional
+from api.connection import Connection
 from api.context import Info
 from api.reads import caught_up, page_errors
 from api.scalars import Position
-from api.types import CommandResult, PageInfo
+from api.types import CommandResult
 from domain import users
 from projections import user_queries
 from projections.user_queries import UserRow
@@ -95,19 +96,6 @@ class User:
 
 
 @strawberry.type
-class UserEdge:
-    cursor: str
-    node: User
-
-
-@strawberry.type
-class UserConnection:
-    edges: list[UserEdge]
-    page_info: PageInfo
-    total_count: int
-
-
-@strawberry.type
 class AgeGroupCount:
     age_group: AgeGroup
     count: int
@@ -141,7 +129,7 @@ class UserQueries:
         max_age: int | None = strawberry.UNSET,
         age_group: AgeGroup | None = strawberry.UNSET,
         min_position: Position | None = strawberry.UNSET,
-    ) -> UserConnection:
+    ) -> Connection[User]:
         await caught_up(info, "users", min_position)
         group = optional(age_group)
         with page_errors():
@@ -154,11 +142,7 @@ class UserQueries:
                 max_age=optional(max_age),
                 age_group=None if group is None else group.value,
             )
-        return UserConnection(
-            edges=[UserEdge(cursor=cursor, node=User.of(row)) for cursor, row in page.items],
-            page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor),
-            total_count=page.total_count,
-        )
+        return Connection.of(page, User.of)
 
     @strawberry.field
     async def user_summary(
