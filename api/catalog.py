@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import strawberry
 
+from api.command_input import CommandInput, VersionedCommandInput
 from api.commands import execute, new_stream_id, optional
 from api.connection import Connection
 from api.context import Info
@@ -16,28 +17,23 @@ from projections.catalog_queries import ProductRow
 
 
 @strawberry.input
-class AddProductInput:
+class AddProductInput(CommandInput):
     sku: str
     name: str
     price_cents: int
     initial_stock: int = 0
-    command_id: strawberry.ID | None = strawberry.UNSET
 
 
 @strawberry.input
-class RestockProductInput:
+class RestockProductInput(VersionedCommandInput):
     product_id: strawberry.ID
     quantity: int
-    expected_version: int | None = strawberry.UNSET
-    command_id: strawberry.ID | None = strawberry.UNSET
 
 
 @strawberry.input
-class ChangeProductPriceInput:
+class ChangeProductPriceInput(VersionedCommandInput):
     product_id: strawberry.ID
     price_cents: int
-    expected_version: int | None = strawberry.UNSET
-    command_id: strawberry.ID | None = strawberry.UNSET
 
 
 @strawberry.type

@@ -9,6 +9,7 @@ from typing import Any
 import strawberry
 
 from api.catalog import Product
+from api.command_input import CommandInput, VersionedCommandInput
 from api.commands import execute, new_stream_id, optional
 from api.connection import Connection
 from api.context import Info
@@ -35,80 +36,63 @@ class AddressInput:
 
 
 @strawberry.input
-class CreateOrderInput:
+class CreateOrderInput(CommandInput):
     customer_id: strawberry.ID
     shipping_address: AddressInput
-    command_id: strawberry.ID | None = strawberry.UNSET
 
 
 @strawberry.input
-class AddLineItemInput:
+class AddLineItemInput(VersionedCommandInput):
     order_id: strawberry.ID
     product_id: strawberry.ID
     quantity: int
-    expected_version: int | None = strawberry.UNSET
-    command_id: strawberry.ID | None = strawberry.UNSET
 
 
 @strawberry.input
-class RemoveLineItemInput:
+class RemoveLineItemInput(VersionedCommandInput):
     order_id: strawberry.ID
     product_id: strawberry.ID
-    expected_version: int | None = strawberry.UNSET
-    command_id: strawberry.ID | None = strawberry.UNSET
 
 
 @strawberry.input
-class PlaceOrderInput:
+class PlaceOrderInput(VersionedCommandInput):
     order_id: strawberry.ID
-    expected_version: int | None = strawberry.UNSET
-    command_id: strawberry.ID | None = strawberry.UNSET
 
 
 @strawberry.input
-class PayOrderInput:
+class PayOrderInput(VersionedCommandInput):
     order_id: strawberry.ID
     amount_cents: int
     method: str
-    expected_version: int | None = strawberry.UNSET
-    command_id: strawberry.ID | None = strawberry.UNSET
 
 
 @strawberry.input(
     description="payOrder's input with the amount as Cents: it pays every order the domain "
     "accepts, where amountCents (a 32-bit Int) stops at 2^31-1 cents."
 )
-class PayOrderAmountInput:
+class PayOrderAmountInput(VersionedCommandInput):
     order_id: strawberry.ID
     amount: Cents = strawberry.field(description="The amount paid, in cents: the order's total.")
     method: str
-    expected_version: int | None = strawberry.UNSET
-    command_id: strawberry.ID | None = strawberry.UNSET
 
 
 @strawberry.input
-class ShipOrderInput:
+class ShipOrderInput(VersionedCommandInput):
     order_id: strawberry.ID
     carrier: str
     tracking_number: str
-    expected_version: int | None = strawberry.UNSET
-    command_id: strawberry.ID | None = strawberry.UNSET
 
 
 @strawberry.input
-class DeliverOrderInput:
+class DeliverOrderInput(VersionedCommandInput):
     order_id: strawberry.ID
     signed_by: str
-    expected_version: int | None = strawberry.UNSET
-    command_id: strawberry.ID | None = strawberry.UNSET
 
 
 @strawberry.input
-class CancelOrderInput:
+class CancelOrderInput(VersionedCommandInput):
     order_id: strawberry.ID
     reason: str
-    expected_version: int | None = strawberry.UNSET
-    command_id: strawberry.ID | None = strawberry.UNSET
 
 
 async def _on_order(info: Info, input: Any, command: orders.Command) -> CommandResult:

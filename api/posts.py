@@ -8,6 +8,7 @@ from typing import Any
 
 import strawberry
 
+from api.command_input import CommandInput, VersionedCommandInput
 from api.commands import execute, new_stream_id, optional
 from api.connection import Connection
 from api.context import Info
@@ -22,64 +23,52 @@ from projections.post_queries import PostRow
 
 
 @strawberry.input
-class CreatePostInput:
+class CreatePostInput(CommandInput):
     author_id: strawberry.ID
     message: str
-    command_id: strawberry.ID | None = strawberry.UNSET
 
 
 @strawberry.input
-class EditPostInput:
+class EditPostInput(VersionedCommandInput):
     post_id: strawberry.ID
     message: str
-    expected_version: int | None = strawberry.UNSET
-    command_id: strawberry.ID | None = strawberry.UNSET
 
 
 @strawberry.input
-class DeletePostInput:
+class DeletePostInput(VersionedCommandInput):
     post_id: strawberry.ID
-    expected_version: int | None = strawberry.UNSET
-    command_id: strawberry.ID | None = strawberry.UNSET
 
 
 @strawberry.input
-class LikePostInput:
+class LikePostInput(CommandInput):
     post_id: strawberry.ID
     user_id: strawberry.ID
-    command_id: strawberry.ID | None = strawberry.UNSET
 
 
 @strawberry.input
-class UnlikePostInput:
+class UnlikePostInput(CommandInput):
     post_id: strawberry.ID
     user_id: strawberry.ID
-    command_id: strawberry.ID | None = strawberry.UNSET
 
 
 @strawberry.input
-class AddCommentInput:
+class AddCommentInput(CommandInput):
     post_id: strawberry.ID
     author_id: strawberry.ID
     text: str
-    command_id: strawberry.ID | None = strawberry.UNSET
 
 
 @strawberry.input
-class EditCommentInput:
+class EditCommentInput(VersionedCommandInput):
     post_id: strawberry.ID
     comment_id: strawberry.ID
     text: str
-    expected_version: int | None = strawberry.UNSET
-    command_id: strawberry.ID | None = strawberry.UNSET
 
 
 @strawberry.input
-class RemoveCommentInput:
+class RemoveCommentInput(VersionedCommandInput):
     post_id: strawberry.ID
     comment_id: strawberry.ID
-    expected_version: int | None = strawberry.UNSET
-    command_id: strawberry.ID | None = strawberry.UNSET
 
 
 async def _on_post(info: Info, input: Any, command: posts.Command) -> CommandResult:

@@ -7,6 +7,7 @@ from datetime import datetime
 
 import strawberry
 
+from api.command_input import CommandInput, VersionedCommandInput
 from api.commands import execute, new_stream_id, optional
 from api.connection import Connection
 from api.context import Info
@@ -19,20 +20,17 @@ from projections.user_queries import UserRow
 
 
 @strawberry.input
-class RegisterUserInput:
+class RegisterUserInput(CommandInput):
     email: str
     name: str
     age: int
-    command_id: strawberry.ID | None = strawberry.UNSET
 
 
 @strawberry.input
-class UpdateUserInput:
+class UpdateUserInput(VersionedCommandInput):
     user_id: strawberry.ID
     name: str | None = strawberry.UNSET
     age: int | None = strawberry.UNSET
-    expected_version: int | None = strawberry.UNSET
-    command_id: strawberry.ID | None = strawberry.UNSET
 
 
 @strawberry.type
