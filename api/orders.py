@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import enum
 from datetime import datetime
 from typing import Any
 
@@ -183,16 +182,9 @@ class OrderMutations:
         return await _on_order(info, input, command)
 
 
-@strawberry.enum
-class OrderStatus(enum.Enum):
-    DRAFT = "DRAFT"
-    PLACED = "PLACED"
-    CONFIRMED = "CONFIRMED"
-    REJECTED = "REJECTED"
-    PAID = "PAID"
-    SHIPPED = "SHIPPED"
-    DELIVERED = "DELIVERED"
-    CANCELLED = "CANCELLED"
+# The domain's statuses, as the GraphQL enum of the same name and values.
+OrderStatus = orders.OrderStatus
+strawberry.enum(OrderStatus, name="OrderStatus")
 
 
 @strawberry.type

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import enum
 from datetime import datetime
 
 import strawberry
@@ -61,11 +60,9 @@ class UserMutations:
         )
 
 
-@strawberry.enum
-class AgeGroup(enum.Enum):
-    TEEN = "TEEN"
-    ADULT = "ADULT"
-    SENIOR = "SENIOR"
+# The domain's age groups, as the GraphQL enum of the same name and values.
+AgeGroup = users.AgeGroup
+strawberry.enum(AgeGroup, name="AgeGroup")
 
 
 @strawberry.type

@@ -7,6 +7,7 @@ always the catalog's, never the client's.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import assert_never
@@ -24,8 +25,33 @@ MAX_ORDER_TOTAL_CENTS = 1_000_000_000_000
 22 units at the catalog's top price is fine, and far below 2^53: every total is exact as a JSON
 number in any client, and as a 64-bit integer in SQL."""
 
-DRAFT, PLACED, CONFIRMED, REJECTED = "DRAFT", "PLACED", "CONFIRMED", "REJECTED"
-PAID, SHIPPED, DELIVERED, CANCELLED = "PAID", "SHIPPED", "DELIVERED", "CANCELLED"
+
+class OrderStatus(enum.StrEnum):
+    """Where an order is; the values are stored (in events, snapshots and read models) and are
+    the GraphQL enum's, so they never change."""
+
+    DRAFT = "DRAFT"
+    PLACED = "PLACED"
+    CONFIRMED = "CONFIRMED"
+    REJECTED = "REJECTED"
+    PAID = "PAID"
+    SHIPPED = "SHIPPED"
+    DELIVERED = "DELIVERED"
+    CANCELLED = "CANCELLED"
+
+
+DRAFT, PLACED, CONFIRMED, REJECTED = (
+    OrderStatus.DRAFT,
+    OrderStatus.PLACED,
+    OrderStatus.CONFIRMED,
+    OrderStatus.REJECTED,
+)
+PAID, SHIPPED, DELIVERED, CANCELLED = (
+    OrderStatus.PAID,
+    OrderStatus.SHIPPED,
+    OrderStatus.DELIVERED,
+    OrderStatus.CANCELLED,
+)
 CANCELLABLE = frozenset({DRAFT, PLACED, CONFIRMED, PAID})
 
 
@@ -205,7 +231,7 @@ class OrderDelivered:
 class OrderCancelled:
     order_id: str
     reason: str
-    previous_status: str
+    previous_status: OrderStatus
 
 
 Event = (
@@ -243,7 +269,7 @@ class Order:
     exists: bool = False
     order_id: str = ""
     customer_id: str = ""
-    status: str = DRAFT
+    status: OrderStatus = DRAFT
     lines: tuple[Line, ...] = ()
     shipping_address: Address | None = None
     paid_cents: int = 0
@@ -282,7 +308,7 @@ def _address(address: Address) -> Address:
     )
 
 
-def _require(state: Order, *statuses: str, to: str) -> None:
+def _require(state: Order, *statuses: OrderStatus, to: str) -> None:
     if state.status not in statuses:
         raise RuleViolated(f"cannot {to} an order that is {state.status}")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -78,13 +79,22 @@ class User:
 INITIAL_STATE = User()
 
 
-def age_group(age: int) -> str:
+class AgeGroup(enum.StrEnum):
+    """The age groups users are counted in; the values are stored in read models and are the
+    GraphQL enum's."""
+
+    TEEN = "TEEN"
+    ADULT = "ADULT"
+    SENIOR = "SENIOR"
+
+
+def age_group(age: int) -> AgeGroup:
     """TEEN 13-19, ADULT 20-64, SENIOR 65 and over."""
     if age < 20:
-        return "TEEN"
+        return AgeGroup.TEEN
     if age < 65:
-        return "ADULT"
-    return "SENIOR"
+        return AgeGroup.ADULT
+    return AgeGroup.SENIOR
 
 
 def normalise_email(email: str) -> str:

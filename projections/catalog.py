@@ -3,22 +3,32 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, assert_never
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from projections.projector import Tables
-from store.events import RecordedEvent
+from domain.catalog import (
+    Event,
+    ProductAdded,
+    ProductPriceChanged,
+    ProductRestocked,
+    ReservedStockShipped,
+    StockReleased,
+    StockReservationDeclined,
+    StockReserved,
+)
+from projections.projector import Envelope, Tables, type_names
 
-# How each stock event moves (on hand, reserved).
-_STOCK_MOVES = {
-    "ProductRestocked": (1, 0),
-    "StockReserved": (0, 1),
-    "StockReservationDeclined": (0, 0),  # moves nothing, but the version
-    "StockReleased": (0, -1),
-    "ReservedStockShipped": (-1, -1),
-}
+HANDLED: tuple[type[Any], ...] = (
+    ProductAdded,
+    ProductPriceChanged,
+    ProductRestocked,
+    StockReserved,
+    StockReservationDeclined,
+    StockReleased,
+    ReservedStockShipped,
+)
 
 
 class ProductsProjector:
@@ -26,47 +36,61 @@ class ProductsProjector:
 
     name = "products"
     tables: tuple[str, ...] = ("products_view",)
-    event_types = frozenset({"ProductAdded", "ProductPriceChanged", *_STOCK_MOVES})
+    handles = HANDLED
+    event_types = type_names(HANDLED)
 
     async def apply(
-        self, connection: AsyncConnection, events: Sequence[RecordedEvent], tables: Tables
+        self, connection: AsyncConnection, events: Sequence[Envelope[Event]], tables: Tables
     ) -> None:
-        for event in events:
-            await self._apply_one(connection, event, tables)
+        for envelope in events:
+            await self._apply_one(connection, envelope, tables)
 
     async def _apply_one(
-        self, connection: AsyncConnection, event: RecordedEvent, tables: Tables
+        self, connection: AsyncConnection, envelope: Envelope[Event], tables: Tables
     ) -> None:
-        table, data = tables["products_view"], event.data
+        table = tables["products_view"]
         params: dict[str, Any] = {
-            "id": event.stream_id,
-            "version": event.version,
-            "at": event.recorded_at,
+            "id": envelope.stream_id,
+            "version": envelope.version,
+            "at": envelope.recorded_at,
         }
-        if event.event_type == "ProductAdded":
-            await connection.execute(
-                text(
-                    f"INSERT INTO {table} (id, sku, name, price_cents, on_hand, reserved, "
-                    "version, created_at, updated_at) VALUES (:id, :sku, :name, :price, :stock, "
-                    "0, :version, :at, :at) ON CONFLICT (id) DO NOTHING"
-                ),
-                {
-                    **params,
-                    "sku": data["sku"],
-                    "name": data["name"],
-                    "price": data["price_cents"],
-                    "stock": data["initial_stock"],
-                },
-            )
-            return
-        if event.event_type == "ProductPriceChanged":
-            assignments = "price_cents = :price"
-            params["price"] = data["price_cents"]
-        else:
-            on_hand, reserved = _STOCK_MOVES[event.event_type]
+        # How each stock event moves (on hand, reserved), by its quantity.
+        on_hand, reserved = 0, 0
+        match envelope.event:
+            case ProductAdded() as added:
+                await connection.execute(
+                    text(
+                        f"INSERT INTO {table} (id, sku, name, price_cents, on_hand, reserved, "
+                        "version, created_at, updated_at) VALUES (:id, :sku, :name, :price, "
+                        ":stock, 0, :version, :at, :at) ON CONFLICT (id) DO NOTHING"
+                    ),
+                    {
+                        **params,
+                        "sku": added.sku,
+                        "name": added.name,
+                        "price": added.price_cents,
+                        "stock": added.initial_stock,
+                    },
+                )
+                return
+            case ProductPriceChanged(price_cents=price):
+                assignments = "price_cents = :price"
+                params["price"] = price
+            case ProductRestocked(quantity=quantity):
+                on_hand = quantity
+            case StockReserved(quantity=quantity):
+                reserved = quantity
+            case StockReservationDeclined():
+                pass  # moves nothing, but the version
+            case StockReleased(quantity=quantity):
+                reserved = -quantity
+            case ReservedStockShipped(quantity=quantity):
+                on_hand, reserved = -quantity, -quantity
+            case other:
+                assert_never(other)
+        if not isinstance(envelope.event, ProductPriceChanged):
             assignments = "on_hand = on_hand + :on_hand, reserved = reserved + :reserved"
-            params["on_hand"] = on_hand * data["quantity"]
-            params["reserved"] = reserved * data["quantity"]
+            params["on_hand"], params["reserved"] = on_hand, reserved
         await connection.execute(
             text(
                 f"UPDATE {table} SET {assignments}, version = :version, updated_at = :at "

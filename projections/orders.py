@@ -4,72 +4,110 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, assert_never
 
+import msgspec
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from projections.projector import Tables
-from store.events import RecordedEvent
+from domain.orders import (
+    Event,
+    LineItemAdded,
+    LineItemRemoved,
+    OrderCancelled,
+    OrderConfirmed,
+    OrderCreated,
+    OrderDelivered,
+    OrderPaid,
+    OrderPlaced,
+    OrderRejected,
+    OrderShipped,
+    OrderStatus,
+)
+from projections.projector import Envelope, Tables, type_names
 
-# The status each event leaves an order in, and the columns it sets from its data.
-_TRANSITIONS: dict[str, tuple[str | None, dict[str, str]]] = {
-    "LineItemAdded": (None, {}),
-    "LineItemRemoved": (None, {}),
-    "OrderPlaced": ("PLACED", {}),
-    "OrderConfirmed": ("CONFIRMED", {}),
-    "OrderRejected": ("REJECTED", {"rejection_reason": "reason"}),
-    "OrderPaid": ("PAID", {"paid_cents": "amount_cents"}),
-    "OrderShipped": ("SHIPPED", {"carrier": "carrier", "tracking_number": "tracking_number"}),
-    "OrderDelivered": ("DELIVERED", {"signed_by": "signed_by"}),
-    "OrderCancelled": ("CANCELLED", {"cancellation_reason": "reason"}),
-}
+HANDLED: tuple[type[Any], ...] = (
+    OrderCreated,
+    LineItemAdded,
+    LineItemRemoved,
+    OrderPlaced,
+    OrderConfirmed,
+    OrderRejected,
+    OrderPaid,
+    OrderShipped,
+    OrderDelivered,
+    OrderCancelled,
+)
 
 
 class OrdersProjector:
     name = "orders"
     tables: tuple[str, ...] = ("orders_view", "order_lines_view")
-    event_types = frozenset({"OrderCreated", *_TRANSITIONS})
+    handles = HANDLED
+    event_types = type_names(HANDLED)
 
     async def apply(
-        self, connection: AsyncConnection, events: Sequence[RecordedEvent], tables: Tables
+        self, connection: AsyncConnection, events: Sequence[Envelope[Event]], tables: Tables
     ) -> None:
-        for event in events:
-            await self._apply_one(connection, event, tables)
+        for envelope in events:
+            await self._apply_one(connection, envelope, tables)
 
     async def _apply_one(
-        self, connection: AsyncConnection, event: RecordedEvent, tables: Tables
+        self, connection: AsyncConnection, envelope: Envelope[Event], tables: Tables
     ) -> None:
         orders, lines = tables["orders_view"], tables["order_lines_view"]
-        data = event.data
         params: dict[str, Any] = {
-            "id": event.stream_id,
-            "version": event.version,
-            "at": event.recorded_at,
+            "id": envelope.stream_id,
+            "version": envelope.version,
+            "at": envelope.recorded_at,
         }
-        if event.event_type == "OrderCreated":
+        event = envelope.event
+        if isinstance(event, OrderCreated):
             await connection.execute(
                 text(
                     f"INSERT INTO {orders} (id, customer_id, status, total_cents, "
                     "shipping_address, paid_cents, version, created_at, updated_at) VALUES "
-                    "(:id, :customer, 'DRAFT', 0, CAST(:address AS jsonb), 0, :version, :at, :at) "
+                    "(:id, :customer, :status, 0, CAST(:address AS jsonb), 0, :version, :at, :at) "
                     "ON CONFLICT (id) DO NOTHING"
                 ),
                 {
                     **params,
-                    "customer": data["customer_id"],
-                    "address": json.dumps(data["shipping_address"]),
+                    "customer": event.customer_id,
+                    "status": OrderStatus.DRAFT.value,
+                    "address": json.dumps(msgspec.to_builtins(event.shipping_address)),
                 },
             )
             return
-        status, columns = _TRANSITIONS[event.event_type]
+        # The status the event leaves the order in (None: unchanged), and the columns it sets.
+        status: OrderStatus | None = None
+        columns: dict[str, Any] = {}
+        match event:
+            case LineItemAdded() | LineItemRemoved():
+                pass
+            case OrderPlaced():
+                status = OrderStatus.PLACED
+            case OrderConfirmed():
+                status = OrderStatus.CONFIRMED
+            case OrderRejected(reason=reason):
+                status, columns = OrderStatus.REJECTED, {"rejection_reason": reason}
+            case OrderPaid(amount_cents=amount):
+                status, columns = OrderStatus.PAID, {"paid_cents": amount}
+            case OrderShipped(carrier=carrier, tracking_number=tracking):
+                status = OrderStatus.SHIPPED
+                columns = {"carrier": carrier, "tracking_number": tracking}
+            case OrderDelivered(signed_by=signed_by):
+                status, columns = OrderStatus.DELIVERED, {"signed_by": signed_by}
+            case OrderCancelled(reason=reason):
+                status, columns = OrderStatus.CANCELLED, {"cancellation_reason": reason}
+            case other:
+                assert_never(other)
         assignments = ["version = :version", "updated_at = :at"]
         if status is not None:
             assignments.append("status = :status")
-            params["status"] = status
-        for column, field in columns.items():
+            params["status"] = status.value
+        for column, value in columns.items():
             assignments.append(f"{column} = :{column}")
-            params[column] = data[field]
+            params[column] = value
         updated = await connection.execute(
             text(
                 f"UPDATE {orders} SET {', '.join(assignments)} "
@@ -79,7 +117,7 @@ class OrdersProjector:
         )
         if updated.rowcount == 0:
             return  # already applied
-        if event.event_type == "LineItemAdded":
+        if isinstance(event, LineItemAdded):
             await connection.execute(
                 text(
                     f"INSERT INTO {lines} AS l (order_id, product_id, line_number, sku, name, "
@@ -89,20 +127,20 @@ class OrdersProjector:
                     "SET quantity = l.quantity + excluded.quantity"
                 ),
                 {
-                    "id": event.stream_id,
-                    "product": data["product_id"],
-                    "sku": data["sku"],
-                    "name": data["name"],
-                    "quantity": data["quantity"],
-                    "price": data["unit_price_cents"],
+                    "id": envelope.stream_id,
+                    "product": event.product_id,
+                    "sku": event.sku,
+                    "name": event.name,
+                    "quantity": event.quantity,
+                    "price": event.unit_price_cents,
                 },
             )
-        elif event.event_type == "LineItemRemoved":
+        elif isinstance(event, LineItemRemoved):
             await connection.execute(
                 text(f"DELETE FROM {lines} WHERE order_id = :id AND product_id = :product"),
-                {"id": event.stream_id, "product": data["product_id"]},
+                {"id": envelope.stream_id, "product": event.product_id},
             )
-        if event.event_type in ("LineItemAdded", "LineItemRemoved"):
+        if isinstance(event, LineItemAdded | LineItemRemoved):
             await connection.execute(
                 text(
                     # 64-bit whatever the columns' types: int4 * int4 overflows at 2^31-1,
@@ -111,5 +149,5 @@ class OrdersProjector:
                     "quantity AS bigint) * CAST(unit_price_cents AS bigint)), 0) AS bigint) "
                     f"FROM {lines} WHERE order_id = :id) WHERE id = :id"
                 ),
-                {"id": event.stream_id},
+                {"id": envelope.stream_id},
             )

@@ -3,13 +3,69 @@ sent in answer to it)."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from datetime import datetime
+from typing import Any, Generic, Protocol, TypeVar, cast
+from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from store.events import RecordedEvent
+from store.events import FeedCheckpoint, RecordedEvent
+from store.serialization import decode_as
+
+E_co = TypeVar("E_co", covariant=True)
+E = TypeVar("E")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Envelope(Generic[E_co]):
+    """A domain event as the feed delivered it: the decoded event, where it sits in the feed and
+    in its stream, when it was recorded and the metadata of the command that wrote it."""
+
+    event: E_co
+    position: int
+    event_id: UUID
+    stream_id: str
+    stream_type: str
+    version: int
+    metadata: Mapping[str, Any]
+    recorded_at: datetime
+    checkpoint: FeedCheckpoint
+
+
+def type_names(handles: Iterable[type[Any]]) -> frozenset[str]:
+    """The stored event type names of the domain event classes a projector handles."""
+    return frozenset(cls.__name__ for cls in handles)
+
+
+def narrowed(envelope: Envelope[Any], event: E) -> Envelope[E]:
+    """`envelope` typed by its `event`, as a `match` on `envelope.event` bound it."""
+    assert envelope.event is event
+    return cast(Envelope[E], envelope)
+
+
+def open_envelopes(
+    handles: Iterable[type[Any]], events: Sequence[RecordedEvent]
+) -> list[Envelope[Any]]:
+    """Decode `events` (already upcast by the store, all of the handled types) with the
+    registry's codec into the classes of `handles`; a stored event type none of them names
+    raises `KeyError`."""
+    by_name = {cls.__name__: cls for cls in handles}
+    return [
+        Envelope(
+            event=decode_as(event.data, by_name[event.event_type]),
+            position=event.position,
+            event_id=event.event_id,
+            stream_id=event.stream_id,
+            stream_type=event.stream_type,
+            version=event.version,
+            metadata=event.metadata,
+            recorded_at=event.recorded_at,
+            checkpoint=event.checkpoint,
+        )
+        for event in events
+    ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +93,8 @@ def rebuild_table(name: str) -> str:
 class Projector(Protocol):
     """Keeps read-model tables up to date from the feed.
 
-    `apply` gets a batch of events of its `event_types`, in feed order, inside the runner's
+    `apply` gets a batch of the events it `handles` (domain event classes; `event_types` are
+    their stored names), decoded, in feed order, inside the runner's
     transaction, which also stores the projector's checkpoint: each event takes effect exactly
     once. It writes only to the tables it is given, so a rebuild can run it into fresh copies
     while the live tables keep answering queries.
@@ -47,9 +104,26 @@ class Projector(Protocol):
     tables: tuple[str, ...]
     event_types: frozenset[str]
 
+    @property
+    def handles(self) -> tuple[type[Any], ...]:
+        """The domain event classes it applies; `event_types` holds their names."""
+        ...
+
     async def apply(
-        self, connection: AsyncConnection, events: Sequence[RecordedEvent], tables: Tables
+        self, connection: AsyncConnection, events: Sequence[Envelope[Any]], tables: Tables
     ) -> None: ...
+
+
+async def apply_events(
+    connection: AsyncConnection,
+    projector: Projector,
+    events: Sequence[RecordedEvent],
+    tables: Tables,
+) -> None:
+    """Decode the events of `projector`'s types among `events` and apply them to `tables`."""
+    relevant = [e for e in events if e.event_type in projector.event_types]
+    if relevant:
+        await projector.apply(connection, open_envelopes(projector.handles, relevant), tables)
 
 
 Record = Callable[[AsyncConnection], Awaitable[None]]

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any, assert_never
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from domain.users import age_group
-from projections.projector import Tables
-from store.events import RecordedEvent
+from domain.users import AgeGroup, Event, UserRegistered, UserUpdated, age_group
+from projections.projector import Envelope, Tables, narrowed, type_names
 
-USER_EVENTS = frozenset({"UserRegistered", "UserUpdated"})
+HANDLED: tuple[type[Any], ...] = (UserRegistered, UserUpdated)
 
 
 class UsersProjector:
@@ -20,25 +20,29 @@ class UsersProjector:
 
     name = "users"
     tables: tuple[str, ...] = ("users_view",)
-    event_types = USER_EVENTS
+    handles = HANDLED
+    event_types = type_names(HANDLED)
 
     async def apply(
-        self, connection: AsyncConnection, events: Sequence[RecordedEvent], tables: Tables
+        self, connection: AsyncConnection, events: Sequence[Envelope[Event]], tables: Tables
     ) -> None:
         table = tables["users_view"]
-        registrations: list[RecordedEvent] = []
-        for event in events:
-            if event.event_type == "UserRegistered":
-                registrations.append(event)
-                continue
-            # An update may follow a registration of the same batch: write those first.
-            await self._register(connection, registrations, table)
-            registrations = []
-            await self._update(connection, event, table)
+        registrations: list[Envelope[UserRegistered]] = []
+        for envelope in events:
+            match envelope.event:
+                case UserRegistered() as registered:
+                    registrations.append(narrowed(envelope, registered))
+                case UserUpdated() as updated:
+                    # An update may follow a registration of the same batch: write those first.
+                    await self._register(connection, registrations, table)
+                    registrations = []
+                    await self._update(connection, narrowed(envelope, updated), table)
+                case other:
+                    assert_never(other)
         await self._register(connection, registrations, table)
 
     async def _register(
-        self, connection: AsyncConnection, events: list[RecordedEvent], table: str
+        self, connection: AsyncConnection, events: list[Envelope[UserRegistered]], table: str
     ) -> None:
         if not events:
             return
@@ -55,17 +59,19 @@ class UsersProjector:
             ),
             {
                 "ids": [e.stream_id for e in events],
-                "emails": [e.data["email"] for e in events],
-                "names": [e.data["name"] for e in events],
-                "ages": [e.data["age"] for e in events],
-                "groups": [age_group(e.data["age"]) for e in events],
+                "emails": [e.event.email for e in events],
+                "names": [e.event.name for e in events],
+                "ages": [e.event.age for e in events],
+                "groups": [age_group(e.event.age).value for e in events],
                 "versions": [e.version for e in events],
                 "ats": [e.recorded_at for e in events],
             },
         )
 
-    async def _update(self, connection: AsyncConnection, event: RecordedEvent, table: str) -> None:
-        age = event.data.get("age")
+    async def _update(
+        self, connection: AsyncConnection, event: Envelope[UserUpdated], table: str
+    ) -> None:
+        age = event.event.age
         await connection.execute(
             text(
                 f"UPDATE {table} SET name = coalesce(:name, name), age = coalesce(:age, age), "
@@ -74,9 +80,9 @@ class UsersProjector:
             ),
             {
                 "id": event.stream_id,
-                "name": event.data.get("name"),
+                "name": event.event.name,
                 "age": age,
-                "age_group": None if age is None else age_group(age),
+                "age_group": None if age is None else age_group(age).value,
                 "version": event.version,
                 "at": event.recorded_at,
             },
@@ -89,24 +95,28 @@ class UserSummaryProjector:
 
     name = "user_summary"
     tables: tuple[str, ...] = ("user_summary", "user_summary_ages")
-    event_types = USER_EVENTS
+    handles = HANDLED
+    event_types = type_names(HANDLED)
 
     async def apply(
-        self, connection: AsyncConnection, events: Sequence[RecordedEvent], tables: Tables
+        self, connection: AsyncConnection, events: Sequence[Envelope[Event]], tables: Tables
     ) -> None:
-        for event in events:
-            await self._apply_one(connection, event, tables)
+        for envelope in events:
+            match envelope.event:
+                case UserRegistered(age=age) | UserUpdated(age=int() as age):
+                    await self._count(connection, envelope.stream_id, age, tables)
+                case UserUpdated():
+                    pass  # the age did not change
+                case other:
+                    assert_never(other)
 
-    async def _apply_one(
-        self, connection: AsyncConnection, event: RecordedEvent, tables: Tables
+    async def _count(
+        self, connection: AsyncConnection, user_id: str, new_age: int, tables: Tables
     ) -> None:
         summary, ages = tables["user_summary"], tables["user_summary_ages"]
-        new_age = event.data.get("age")
-        if new_age is None:
-            return
         old_age = (
             await connection.execute(
-                text(f"SELECT age FROM {ages} WHERE id = :id"), {"id": event.stream_id}
+                text(f"SELECT age FROM {ages} WHERE id = :id"), {"id": user_id}
             )
         ).scalar()
         await connection.execute(
@@ -114,9 +124,9 @@ class UserSummaryProjector:
                 f"INSERT INTO {ages} (id, age) VALUES (:id, :age) "
                 "ON CONFLICT (id) DO UPDATE SET age = excluded.age"
             ),
-            {"id": event.stream_id, "age": new_age},
+            {"id": user_id, "age": new_age},
         )
-        delta = {"TEEN": 0, "ADULT": 0, "SENIOR": 0}
+        delta = dict.fromkeys(AgeGroup, 0)
         delta[age_group(new_age)] += 1
         if old_age is not None:
             delta[age_group(old_age)] -= 1
@@ -131,8 +141,8 @@ class UserSummaryProjector:
             {
                 "users": 0 if old_age is not None else 1,
                 "age_sum": new_age - (old_age or 0),
-                "teen": delta["TEEN"],
-                "adult": delta["ADULT"],
-                "senior": delta["SENIOR"],
+                "teen": delta[AgeGroup.TEEN],
+                "adult": delta[AgeGroup.ADULT],
+                "senior": delta[AgeGroup.SENIOR],
             },
         )

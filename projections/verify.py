@@ -22,7 +22,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from projections.drift import TableDrift, count_rows, table_drift
-from projections.projector import Projector, Tables
+from projections.projector import Projector, Tables, apply_events
 from store.event_store import EventStore
 from store.events import FEED_START, FeedCheckpoint
 
@@ -143,10 +143,10 @@ class _Replay:
             wanted = [event for event in events if event.checkpoint <= target]
             if wanted:
                 if connection.in_transaction():
-                    await self.projector.apply(connection, wanted, self.tables)
+                    await apply_events(connection, self.projector, wanted, self.tables)
                 else:
                     async with connection.begin():
-                        await self.projector.apply(connection, wanted, self.tables)
+                        await apply_events(connection, self.projector, wanted, self.tables)
             applied += len(wanted)
             if len(wanted) < self.batch_size:
                 self.place = target  # the feed holds nothing more of ours up to the target

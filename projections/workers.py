@@ -26,7 +26,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from projections.checkpoints import lock_checkpoint, read_checkpoint, save_checkpoint, stop_at
-from projections.projector import ProcessManager, Projector, Tables
+from projections.projector import ProcessManager, Projector, Tables, apply_events
 from store.errors import WrongExpectedVersion
 from store.event_store import EventStore
 from store.events import FeedCheckpoint, RecordedEvent
@@ -128,9 +128,7 @@ async def apply_batch(
 ) -> None:
     """Apply `events` (those of the projector's types) to `tables` and move the checkpoint
     past them, in the caller's transaction, which holds the checkpoint locked."""
-    relevant = [e for e in events if e.event_type in projector.event_types]
-    if relevant:
-        await projector.apply(connection, relevant, tables)
+    await apply_events(connection, projector, events, tables)
     if events:
         await save_checkpoint(connection, checkpoint_name, events[-1].checkpoint)
 

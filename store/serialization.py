@@ -143,7 +143,12 @@ class Aggregates:
         known = self._event_types.get(event.event_type)
         if known is None:
             raise UnknownEventType(f"no registered decider has the event type {event.event_type}")
-        return msgspec.convert(event.data, known[0])
+        return decode_as(event.data, known[0])
+
+
+def decode_as(data: Any, event_type: type[E]) -> E:
+    """A stored payload (already upcast) as an instance of `event_type`: the codec's decoding."""
+    return msgspec.convert(data, event_type)
 
 
 def _qualified(cls: type[Any]) -> str:

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from domain import users
-from projections.projector import Record, Tables
+from projections.projector import Envelope, Record, Tables
 from projections.runner import ProjectionRunner
 from store.command_handler import CommandHandler
 from store.event_store import EventStore
@@ -22,13 +22,17 @@ NAMES = ["a", "b", "c", "bad", "d", "e"]
 class FailingProjector:
     name = "failing-projector"
     tables: tuple[str, ...] = ()
+    handles = (users.UserRegistered,)
     event_types = frozenset({"UserRegistered"})
 
     def __init__(self) -> None:
         self.taken: list[str] = []
 
     async def apply(
-        self, connection: AsyncConnection, events: Sequence[RecordedEvent], tables: Tables
+        self,
+        connection: AsyncConnection,
+        events: Sequence[Envelope[users.UserRegistered]],
+        tables: Tables,
     ) -> None:
         if any(event.stream_id == "bad" for event in events):
             raise RuntimeError("cannot take this one")

@@ -11,11 +11,10 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from domain import users
-from projections.projector import Tables
+from projections.projector import Envelope, Tables
 from projections.runner import ProjectionRunner, ProjectionStatus
 from store.command_handler import CommandHandler
 from store.event_store import EventStore
-from store.events import RecordedEvent
 from store.serialization import Aggregates
 
 SECRET = "customer-secret-parameter"
@@ -26,10 +25,14 @@ class FailingStatement:
 
     name = "failing-statement"
     tables: tuple[str, ...] = ()
+    handles = (users.UserRegistered,)
     event_types = frozenset({"UserRegistered"})
 
     async def apply(
-        self, connection: AsyncConnection, events: Sequence[RecordedEvent], tables: Tables
+        self,
+        connection: AsyncConnection,
+        events: Sequence[Envelope[users.UserRegistered]],
+        tables: Tables,
     ) -> None:
         for event in events:
             if event.stream_id == "bad":

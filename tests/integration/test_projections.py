@@ -11,7 +11,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from domain import users
-from projections.projector import Record, Tables
+from projections.projector import Envelope, Record, Tables
 from projections.runner import ProjectionRunner, StaleRead, UnknownPosition
 from projections.user_queries import list_users, user_summary
 from projections.users import UsersProjector, UserSummaryProjector
@@ -110,10 +110,14 @@ async def test_wait_for_returns_once_the_position_is_applied(world: World) -> No
 class Exploding:
     name = "exploding"
     tables = ("users_view",)
+    handles = (users.UserRegistered,)
     event_types = frozenset({"UserRegistered"})
 
     async def apply(
-        self, connection: AsyncConnection, events: Sequence[RecordedEvent], tables: Tables
+        self,
+        connection: AsyncConnection,
+        events: Sequence[Envelope[users.UserRegistered]],
+        tables: Tables,
     ) -> None:
         if any(event.stream_id == "bad" for event in events):
             raise RuntimeError("cannot project this one")
@@ -195,10 +199,14 @@ class Late:
 
     name = "late"
     tables: tuple[str, ...] = ()
+    handles = (users.UserRegistered,)
     event_types = frozenset({"UserRegistered"})
 
     async def apply(
-        self, connection: AsyncConnection, events: Sequence[RecordedEvent], tables: Tables
+        self,
+        connection: AsyncConnection,
+        events: Sequence[Envelope[users.UserRegistered]],
+        tables: Tables,
     ) -> None:
         pass
 

@@ -16,14 +16,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from api.app import build_aggregates
 from domain import posts, users
 from projections.posts import PostsProjector
-from projections.projector import Projector, Tables
+from projections.projector import Envelope, Projector, Tables
 from projections.runner import ProjectionRunner
 from projections.users import UsersProjector, UserSummaryProjector
 from projections.verify import Verification, describe, verify_projection
 from store.command_handler import CommandHandler
 from store.database import create_engine
 from store.event_store import EventStore
-from store.events import FeedCheckpoint, RecordedEvent
+from store.events import FeedCheckpoint
 from store.serialization import Aggregates
 from tests.integration.test_xid_boundaries import World as BoundaryWorld
 from tests.integration.test_xid_boundaries import (
@@ -266,6 +266,7 @@ class Stalling:
 
     name = "users"
     tables: tuple[str, ...] = ("users_view",)
+    handles = UsersProjector.handles
     event_types = UsersProjector.event_types
 
     def __init__(self, *, fail: bool) -> None:
@@ -274,7 +275,7 @@ class Stalling:
         self.stalled = asyncio.Event()
 
     async def apply(
-        self, connection: AsyncConnection, events: Sequence[RecordedEvent], tables: Tables
+        self, connection: AsyncConnection, events: Sequence[Envelope[users.Event]], tables: Tables
     ) -> None:
         self.batches += 1
         if self.batches == 2:
