@@ -9,6 +9,7 @@ from api.commands import execute, new_stream_id, optional
 from api.connection import Connection
 from api.context import Info
 from api.reads import caught_up, page_errors
+from api.rows import from_row
 from api.scalars import Position
 from api.types import CommandResult
 from domain import catalog
@@ -101,15 +102,12 @@ class Product:
 
     @classmethod
     def of(cls, row: ProductRow) -> Product:
-        return cls(
-            id=strawberry.ID(row.id),
-            sku=row.sku,
-            name=row.name,
-            price_cents=row.price_cents,
+        return from_row(
+            cls,
+            row,
             stock_on_hand=row.on_hand,
             stock_reserved=row.reserved,
             stock_available=row.available,
-            version=row.version,
         )
 
 

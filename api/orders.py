@@ -16,6 +16,7 @@ from api.errors import client_errors
 from api.lookups import catalog_entry, user_exists
 from api.money import Cents, ExactCents
 from api.reads import caught_up, page_errors
+from api.rows import from_row
 from api.scalars import Position
 from api.types import CommandResult
 from api.users import User
@@ -250,17 +251,14 @@ class Order:
     @classmethod
     def of(cls, row: OrderRow) -> Order:
         address = row.shipping_address
-        return cls(
-            id=strawberry.ID(row.id),
-            customer_id=strawberry.ID(row.customer_id),
+        return from_row(
+            cls,
+            row,
             status=OrderStatus(row.status),
             items=[
-                LineItem(
-                    product_id=strawberry.ID(line.product_id),
-                    sku=line.sku,
-                    name=line.name,
-                    quantity=line.quantity,
-                    unit_price_cents=line.unit_price_cents,
+                from_row(
+                    LineItem,
+                    line,
                     line_total_cents=ExactCents(line.quantity * line.unit_price_cents),
                     line_total=Cents(line.quantity * line.unit_price_cents),
                 )
@@ -277,14 +275,6 @@ class Order:
             ),
             paid_cents=ExactCents(row.paid_cents),
             paid=Cents(row.paid_cents),
-            carrier=row.carrier,
-            tracking_number=row.tracking_number,
-            signed_by=row.signed_by,
-            rejection_reason=row.rejection_reason,
-            cancellation_reason=row.cancellation_reason,
-            version=row.version,
-            created_at=row.created_at,
-            updated_at=row.updated_at,
         )
 
 

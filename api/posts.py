@@ -14,6 +14,7 @@ from api.connection import Connection
 from api.context import Info
 from api.lookups import user_exists
 from api.reads import caught_up, page_errors
+from api.rows import from_row
 from api.scalars import Position
 from api.types import CommandResult
 from api.users import User
@@ -179,25 +180,12 @@ class Post:
 
     @classmethod
     def of(cls, row: PostRow) -> Post:
-        return cls(
-            id=strawberry.ID(row.id),
-            author_id=strawberry.ID(row.author_id),
-            message=row.message,
+        return from_row(
+            cls,
+            row,
             like_count=len(row.liked_by),
-            liked_by=[strawberry.ID(u) for u in row.liked_by],
-            comments=[
-                Comment(
-                    id=strawberry.ID(c.comment_id),
-                    author_id=strawberry.ID(c.author_id),
-                    text=c.text,
-                    created_at=c.created_at,
-                    updated_at=c.updated_at,
-                )
-                for c in row.comments
-            ],
-            version=row.version,
-            created_at=row.created_at,
-            updated_at=row.updated_at,
+            liked_by=list(row.liked_by),
+            comments=[from_row(Comment, c, id=c.comment_id) for c in row.comments],
         )
 
 

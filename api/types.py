@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import strawberry
 
 from api.context import Info
+from api.rows import from_row
 from api.scalars import JSON, Position
 from api.streaming import Shareable
 from store.command_handler import CommandOutcome
@@ -34,17 +35,14 @@ class Event(Shareable):
 
     @classmethod
     def of(cls, event: RecordedEvent) -> Event:
-        return cls(
+        return from_row(
+            cls,
+            event,
             position=Position(event.position),
             event_id=strawberry.ID(str(event.event_id)),
-            stream_id=strawberry.ID(event.stream_id),
-            stream_type=event.stream_type,
-            version=event.version,
             type=event.event_type,
-            schema_version=event.schema_version,
             data=JSON(event.data),
             metadata=JSON(event.metadata),
-            recorded_at=event.recorded_at,
         )
 
 

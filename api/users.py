@@ -11,6 +11,7 @@ from api.commands import execute, new_stream_id, optional
 from api.connection import Connection
 from api.context import Info
 from api.reads import caught_up, page_errors
+from api.rows import from_row
 from api.scalars import Position
 from api.types import CommandResult
 from domain import users
@@ -78,16 +79,7 @@ class User:
 
     @classmethod
     def of(cls, row: UserRow) -> User:
-        return cls(
-            id=strawberry.ID(row.id),
-            email=row.email,
-            name=row.name,
-            age=row.age,
-            age_group=AgeGroup(row.age_group),
-            version=row.version,
-            created_at=row.created_at,
-            updated_at=row.updated_at,
-        )
+        return from_row(cls, row, age_group=AgeGroup(row.age_group))
 
 
 @strawberry.type
