@@ -122,6 +122,11 @@ class Aggregates:
         # The stored registration holds this very decider, so it has its types.
         return cast(Registration[C, S, E], registration)
 
+    @property
+    def registrations(self) -> tuple[Registration[Any, Any, Any], ...]:
+        """Every registered decider's registration, in the order they were registered."""
+        return tuple(self._registrations.values())
+
     def for_stream_type(self, stream_type: str) -> Registration[Any, Any, Any] | None:
         """The registration of a stream type read from the store, None for an unknown one."""
         return self._registrations.get(stream_type)
