@@ -1,92 +1,18 @@
-"""The catalog: mutations to commands of domain/catalog.py, queries to the products view."""
+"""The catalog, the read side: the type of the products view and its queries (the commands are
+in api/catalog_commands.py)."""
 
 from __future__ import annotations
 
 import strawberry
 
-from api.command_input import CommandInput, VersionedCommandInput
-from api.commands import execute, new_stream_id, optional
 from api.connection import Connection
 from api.context import Info
 from api.reads import caught_up, page_errors
 from api.rows import from_row
 from api.scalars import Position
-from api.types import CommandResult
-from domain import catalog
+from api.unset import optional
 from projections import catalog_queries
 from projections.catalog_queries import ProductRow
-
-
-@strawberry.input
-class AddProductInput(CommandInput):
-    sku: str
-    name: str
-    price_cents: int
-    initial_stock: int = 0
-
-
-@strawberry.input
-class RestockProductInput(VersionedCommandInput):
-    product_id: strawberry.ID
-    quantity: int
-
-
-@strawberry.input
-class ChangeProductPriceInput(VersionedCommandInput):
-    product_id: strawberry.ID
-    price_cents: int
-
-
-@strawberry.type
-class CatalogMutations:
-    @strawberry.mutation
-    async def add_product(self, info: Info, input: AddProductInput) -> CommandResult:
-        product_id = new_stream_id("product", input.command_id)
-        command = catalog.AddProduct(
-            product_id=product_id,
-            sku=input.sku,
-            name=input.name,
-            price_cents=input.price_cents,
-            initial_stock=input.initial_stock,
-        )
-        return await execute(
-            info,
-            catalog.DECIDER,
-            product_id,
-            command,
-            command_id=input.command_id,
-            request=input,
-        )
-
-    @strawberry.mutation
-    async def restock_product(self, info: Info, input: RestockProductInput) -> CommandResult:
-        command = catalog.RestockProduct(product_id=input.product_id, quantity=input.quantity)
-        return await execute(
-            info,
-            catalog.DECIDER,
-            str(input.product_id),
-            command,
-            expected_version=input.expected_version,
-            command_id=input.command_id,
-            request=input,
-        )
-
-    @strawberry.mutation
-    async def change_product_price(
-        self, info: Info, input: ChangeProductPriceInput
-    ) -> CommandResult:
-        command = catalog.ChangeProductPrice(
-            product_id=input.product_id, price_cents=input.price_cents
-        )
-        return await execute(
-            info,
-            catalog.DECIDER,
-            str(input.product_id),
-            command,
-            expected_version=input.expected_version,
-            command_id=input.command_id,
-            request=input,
-        )
 
 
 @strawberry.type

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import replace
-from typing import Any, TypeVar
-
-import strawberry
+from typing import TypeVar
 
 from api.context import Info
 from api.errors import client_errors, validation_failed
 from api.types import CommandResult
+from api.unset import optional
 from domain.decider import Decider
 from store.events import fingerprint
 
@@ -21,11 +20,6 @@ S = TypeVar("S")
 E = TypeVar("E")
 
 _STREAM_IDS = uuid.UUID("4f0c2b8e-6a51-4d7e-9c1a-3b2d5e8f7a60")
-
-
-def optional(value: Any) -> Any:
-    """An input field the client left out or sent as null, as None."""
-    return None if value is strawberry.UNSET else value
 
 
 def new_stream_id(kind: str, command_id: str | None) -> str:

@@ -6,12 +6,12 @@ from datetime import UTC, datetime
 
 import strawberry
 
-from api.commands import optional
 from api.context import Info
 from api.errors import ClientError, validation_failed
 from api.reads import checkpoint_after
 from api.scalars import JSON, Position
 from api.types import AggregateState, Event
+from api.unset import optional
 from store.events import FEED_START
 from store.serialization import encode_state
 

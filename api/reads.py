@@ -6,9 +6,9 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
-from api.commands import optional
 from api.context import Info
 from api.errors import client_errors, refused
+from api.unset import optional
 from projections.errors import StaleRead, UnknownPosition
 from store.events import FeedCheckpoint
 

@@ -12,19 +12,23 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
-from api.catalog import CatalogMutations, CatalogQueries
+from api.catalog import CatalogQueries
+from api.catalog_commands import CatalogMutations
 from api.documents import DocumentCache, PreparedDocuments, limiter_rules
 from api.errors import ErrorCodes, triage
 from api.history import HistoryQueries
 from api.input_text import RefuseUnstorableText
 from api.operations import OperationMutations, OperationQueries
-from api.orders import OrderMutations, OrderQueries
-from api.posts import PostMutations, PostQueries
+from api.order_commands import OrderMutations
+from api.orders import OrderQueries
+from api.post_commands import PostMutations
+from api.posts import PostQueries
 from api.scalars import SCALARS
 from api.settings import Settings
 from api.streaming import PerEventExecutor, StreamingExtensionsRunner
 from api.subscriptions import Subscription
-from api.users import UserMutations, UserQueries
+from api.user_commands import UserMutations
+from api.users import UserQueries
 
 Query = merge_types(
     "Query",

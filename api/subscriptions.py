@@ -8,7 +8,6 @@ from uuid import UUID
 
 import strawberry
 
-from api.commands import optional
 from api.context import Info
 from api.errors import client_errors
 from api.orders import Order
@@ -17,6 +16,7 @@ from api.reads import checkpoint_after
 from api.scalars import Position
 from api.streaming import SHARED_RESULTS
 from api.types import Event
+from api.unset import optional
 from projections import order_queries, post_queries
 from projections.errors import StaleRead
 from projections.live import EventFilter

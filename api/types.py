@@ -1,21 +1,22 @@
-"""GraphQL output types of the write side, mapped from what the store returns."""
+"""GraphQL output types of the write side, mapped from what the store returns. A command's result
+imports the order read side (for placeOrder's fulfilment), never the other way round."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 
 from api.context import Info
+from api.errors import client_errors
+from api.orders import Order
 from api.rows import from_row
 from api.scalars import JSON, Position
 from api.streaming import Shareable
+from projections import fulfilment, order_queries
+from projections.errors import StaleRead
 from store.command_handler import CommandOutcome
 from store.events import RecordedEvent
-
-if TYPE_CHECKING:
-    from api.orders import Order
 
 
 @strawberry.type
@@ -67,11 +68,7 @@ class CommandResult:
         "learn its fate. Waits up to CHRONICLE_STALE_READ_TIMEOUT seconds, else this field is "
         "null with a STALE_READ_TIMEOUT error. Null for every other command."
     )  # type: ignore[untyped-decorator]
-    async def fulfilment(
-        self, info: Info
-    ) -> Annotated[Order, strawberry.lazy("api.orders")] | None:
-        from api.orders import fulfilment_of
-
+    async def fulfilment(self, info: Info) -> Order | None:
         return await fulfilment_of(info, self)
 
     @classmethod
@@ -94,3 +91,23 @@ class AggregateState:
         description="The aggregate's state rebuilt by replaying its events up to the requested "
         "version or time."
     )
+
+
+async def fulfilment_of(info: Info, result: CommandResult) -> Order | None:
+    """The order a placeOrder result placed, once it is confirmed, rejected or cancelled."""
+    placed = next((event for event in result.events if event.type == "OrderPlaced"), None)
+    if placed is None:
+        return None
+    services = info.context.services
+    order_id = str(placed.stream_id)
+    within = services.settings.stale_read_timeout
+    stale = (
+        f"order {order_id} was not confirmed or rejected within {within:g}s; it is still "
+        "PLACED: watch it with orderChanged, or query order(id) later"
+    )
+    with client_errors({StaleRead: stale}):
+        await fulfilment.decision(
+            services.live, services.runner, services.store, order_id, placed.position, within
+        )
+    row = await order_queries.get_order(services.engine, order_id)
+    return None if row is None else Order.of(row)

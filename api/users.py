@@ -1,4 +1,5 @@
-"""Users: mutations to commands of domain/users.py, queries to the users read models."""
+"""Users, the read side: the types of the users read models and their queries (the commands
+are in api/user_commands.py)."""
 
 from __future__ import annotations
 
@@ -6,60 +7,15 @@ from datetime import datetime
 
 import strawberry
 
-from api.command_input import CommandInput, VersionedCommandInput
-from api.commands import execute, new_stream_id, optional
 from api.connection import Connection
 from api.context import Info
 from api.reads import caught_up, page_errors
 from api.rows import from_row
 from api.scalars import Position
-from api.types import CommandResult
+from api.unset import optional
 from domain import users
 from projections import user_queries
 from projections.user_queries import UserRow
-
-
-@strawberry.input
-class RegisterUserInput(CommandInput):
-    email: str
-    name: str
-    age: int
-
-
-@strawberry.input
-class UpdateUserInput(VersionedCommandInput):
-    user_id: strawberry.ID
-    name: str | None = strawberry.UNSET
-    age: int | None = strawberry.UNSET
-
-
-@strawberry.type
-class UserMutations:
-    @strawberry.mutation
-    async def register_user(self, info: Info, input: RegisterUserInput) -> CommandResult:
-        user_id = new_stream_id("user", input.command_id)
-        command = users.RegisterUser(
-            user_id=user_id, email=input.email, name=input.name, age=input.age
-        )
-        return await execute(
-            info, users.DECIDER, user_id, command, command_id=input.command_id, request=input
-        )
-
-    @strawberry.mutation
-    async def update_user(self, info: Info, input: UpdateUserInput) -> CommandResult:
-        command = users.UpdateUser(
-            user_id=input.user_id, name=optional(input.name), age=optional(input.age)
-        )
-        return await execute(
-            info,
-            users.DECIDER,
-            str(input.user_id),
-            command,
-            expected_version=input.expected_version,
-            command_id=input.command_id,
-            request=input,
-        )
-
 
 # The domain's age groups, as the GraphQL enum of the same name and values.
 AgeGroup = users.AgeGroup
