@@ -26,11 +26,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from domain import catalog, fulfilment, orders
 from domain.errors import DomainError
 from projections.live import EventFilter, LiveFeed
-from projections.projector import Record
+from projections.projector import Envelope, Record, type_names
 from projections.runner import ProjectionRunner, StaleRead
 from store.command_handler import CommandContext, CommandHandler
 from store.event_store import EventStore
-from store.events import RecordedEvent
 from store.serialization import decode_state, encode_state
 
 log = logging.getLogger(__name__)
@@ -46,17 +45,18 @@ class FulfilmentProcess:
     what cancelled orders hold and ships what shipped orders hold."""
 
     name = "fulfilment"
-    event_types = frozenset(trigger.__name__ for trigger in fulfilment.TRIGGERS)
+    handles = fulfilment.TRIGGERS
+    event_types = type_names(fulfilment.TRIGGERS)
 
     def __init__(self, engine: AsyncEngine, handler: CommandHandler) -> None:
         self.engine = engine
         self.handler = handler
 
-    async def react(self, events: Sequence[RecordedEvent]) -> Record:
-        triggers = [(event, self.handler.aggregates.decode(event)) for event in events]
-        states = await self._load({trigger.order_id for _, trigger in triggers})
+    async def react(self, events: Sequence[Envelope[fulfilment.Trigger]]) -> Record:
+        states = await self._load({envelope.event.order_id for envelope in events})
         changed: dict[str, fulfilment.Fulfilment] = {}
-        for recorded, trigger in triggers:
+        for recorded in events:
+            trigger = recorded.event
             before = states.get(trigger.order_id, fulfilment.INITIAL_STATE)
             after, issues = fulfilment.react(before, trigger, str(recorded.event_id))
             for issue in issues:
@@ -96,7 +96,7 @@ class FulfilmentProcess:
                 for row in rows
             }
 
-    async def _send(self, issue: fulfilment.Issue, cause: RecordedEvent) -> None:
+    async def _send(self, issue: fulfilment.Issue, cause: Envelope[fulfilment.Trigger]) -> None:
         command = issue.command
         context = CommandContext(
             command_id=issue.command_id,

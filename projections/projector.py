@@ -133,7 +133,7 @@ Record = Callable[[AsyncConnection], Awaitable[None]]
 class ProcessManager(Protocol):
     """Reacts to events by sending commands; checkpointed and elected like a projector.
 
-    `react` sends the commands a batch of events (of its `event_types`, in feed order) calls
+    `react` sends the commands a batch of events (those it `handles`, decoded, in feed order) calls
     for, each with a command id derived from its event so that sending it again writes nothing,
     and returns how to record its new state. The runner records it with the new checkpoint; if
     the process dies first, the batch is reacted to again from the state recorded before.
@@ -142,4 +142,9 @@ class ProcessManager(Protocol):
     name: str
     event_types: frozenset[str]
 
-    async def react(self, events: Sequence[RecordedEvent]) -> Record: ...
+    @property
+    def handles(self) -> tuple[type[Any], ...]:
+        """The domain event classes it reacts to; `event_types` holds their names."""
+        ...
+
+    async def react(self, events: Sequence[Envelope[Any]]) -> Record: ...

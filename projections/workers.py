@@ -26,7 +26,13 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from projections.checkpoints import lock_checkpoint, read_checkpoint, save_checkpoint, stop_at
-from projections.projector import ProcessManager, Projector, Tables, apply_events
+from projections.projector import (
+    ProcessManager,
+    Projector,
+    Tables,
+    apply_events,
+    open_envelopes,
+)
 from store.errors import WrongExpectedVersion
 from store.event_store import EventStore
 from store.events import FeedCheckpoint, RecordedEvent
@@ -147,7 +153,7 @@ class ProcessWorker:
     async def take(self, place: FeedCheckpoint, events: Sequence[RecordedEvent]) -> bool:
         relevant = [e for e in events if e.event_type in self.event_types]
         try:
-            record = await self.manager.react(relevant)
+            record = await self.manager.react(open_envelopes(self.manager.handles, relevant))
         except WrongExpectedVersion as contention:
             log.warning("%s: %s; the batch is tried again", self.manager.name, contention)
             return False

@@ -13,7 +13,6 @@ from projections.projector import Envelope, Record, Tables
 from projections.runner import ProjectionRunner
 from store.command_handler import CommandHandler
 from store.event_store import EventStore
-from store.events import RecordedEvent
 from store.serialization import Aggregates
 
 NAMES = ["a", "b", "c", "bad", "d", "e"]
@@ -41,12 +40,13 @@ class FailingProjector:
 
 class FailingProcess:
     name = "failing-process"
+    handles = (users.UserRegistered,)
     event_types = frozenset({"UserRegistered"})
 
     def __init__(self) -> None:
         self.taken: list[str] = []
 
-    async def react(self, events: Sequence[RecordedEvent]) -> Record:
+    async def react(self, events: Sequence[Envelope[users.UserRegistered]]) -> Record:
         if any(event.stream_id == "bad" for event in events):
             raise RuntimeError("cannot take this one")
         taken = [event.stream_id for event in events]

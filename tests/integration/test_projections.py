@@ -18,7 +18,6 @@ from projections.users import UsersProjector, UserSummaryProjector
 from store.command_handler import CommandHandler
 from store.errors import WrongExpectedVersion
 from store.event_store import EventStore
-from store.events import RecordedEvent
 from store.serialization import Aggregates
 from tests.visibility import until_all_visible
 
@@ -146,13 +145,14 @@ class ExplodingProcess:
     """A process manager that cannot react to user "bad", and is only busy for "busy"."""
 
     name = "exploding-process"
+    handles = (users.UserRegistered,)
     event_types = frozenset({"UserRegistered"})
 
     def __init__(self) -> None:
         self.reacted: list[str] = []
         self.busy = True
 
-    async def react(self, events: Sequence[RecordedEvent]) -> Record:
+    async def react(self, events: Sequence[Envelope[users.UserRegistered]]) -> Record:
         for event in events:
             if event.stream_id == "busy" and self.busy:
                 self.busy = False
