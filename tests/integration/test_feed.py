@@ -18,7 +18,7 @@ from store.events import (
     StreamAppend,
     StreamState,
 )
-from tests.visibility import all_visible
+from tests.visibility import all_visible, until_all_visible
 
 
 def one_event(stream_id: str) -> StreamAppend:
@@ -151,6 +151,7 @@ async def test_the_feed_filters_on_the_server(store: EventStore) -> None:
             )
         ]
     )
+    await until_all_visible(store)
     assert [e.stream_id for e in await store.read_feed(stream_id="b")] == ["b"]
     assert [e.stream_id for e in await store.read_feed(stream_type="Test")] == ["a"]
     assert [e.stream_id for e in await store.read_feed(types=["Else"])] == ["b"]
