@@ -5,7 +5,7 @@ from __future__ import annotations
 import strawberry
 
 from api.command_input import CommandInput, VersionedCommandInput
-from api.commands import execute, new_stream_id
+from api.commands import execute_input, new_stream_id
 from api.context import Info
 from api.types import CommandResult
 from domain import catalog
@@ -43,27 +43,12 @@ class CatalogMutations:
             price_cents=input.price_cents,
             initial_stock=input.initial_stock,
         )
-        return await execute(
-            info,
-            catalog.DECIDER,
-            product_id,
-            command,
-            command_id=input.command_id,
-            request=input,
-        )
+        return await execute_input(info, catalog.DECIDER, product_id, command, input)
 
     @strawberry.mutation
     async def restock_product(self, info: Info, input: RestockProductInput) -> CommandResult:
         command = catalog.RestockProduct(product_id=input.product_id, quantity=input.quantity)
-        return await execute(
-            info,
-            catalog.DECIDER,
-            str(input.product_id),
-            command,
-            expected_version=input.expected_version,
-            command_id=input.command_id,
-            request=input,
-        )
+        return await execute_input(info, catalog.DECIDER, str(input.product_id), command, input)
 
     @strawberry.mutation
     async def change_product_price(
@@ -72,12 +57,4 @@ class CatalogMutations:
         command = catalog.ChangeProductPrice(
             product_id=input.product_id, price_cents=input.price_cents
         )
-        return await execute(
-            info,
-            catalog.DECIDER,
-            str(input.product_id),
-            command,
-            expected_version=input.expected_version,
-            command_id=input.command_id,
-            request=input,
-        )
+        return await execute_input(info, catalog.DECIDER, str(input.product_id), command, input)

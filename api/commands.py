@@ -6,6 +6,7 @@ import uuid
 from dataclasses import replace
 from typing import TypeVar
 
+from api.command_input import CommandInput, VersionedCommandInput
 from api.context import Info
 from api.errors import client_errors, validation_failed
 from api.types import CommandResult
@@ -64,3 +65,20 @@ async def execute(
             ),
         )
     return CommandResult.of(outcome)
+
+
+async def execute_input(
+    info: Info, decider: Decider[C, S, E], stream_id: str, command: C, input: CommandInput
+) -> CommandResult:
+    """`execute` for a mutation's input: its commandId, its expectedVersion when it has one,
+    and the input itself as the request a retry under the same commandId is compared with."""
+    expected_version = input.expected_version if isinstance(input, VersionedCommandInput) else None
+    return await execute(
+        info,
+        decider,
+        stream_id,
+        command,
+        expected_version=expected_version,
+        command_id=input.command_id,
+        request=input,
+    )

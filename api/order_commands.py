@@ -7,7 +7,7 @@ from typing import Any
 import strawberry
 
 from api.command_input import CommandInput, VersionedCommandInput
-from api.commands import execute, new_stream_id
+from api.commands import execute_input, new_stream_id
 from api.context import Info
 from api.lookups import catalog_entry, user_exists
 from api.money import Cents
@@ -86,15 +86,7 @@ class CancelOrderInput(VersionedCommandInput):
 
 
 async def _on_order(info: Info, input: Any, command: orders.Command) -> CommandResult:
-    return await execute(
-        info,
-        orders.DECIDER,
-        str(input.order_id),
-        command,
-        expected_version=input.expected_version,
-        command_id=input.command_id,
-        request=input,
-    )
+    return await execute_input(info, orders.DECIDER, str(input.order_id), command, input)
 
 
 @strawberry.type
@@ -115,9 +107,7 @@ class OrderMutations:
                 country=address.country,
             ),
         )
-        return await execute(
-            info, orders.DECIDER, order_id, command, command_id=input.command_id, request=input
-        )
+        return await execute_input(info, orders.DECIDER, order_id, command, input)
 
     @strawberry.mutation
     async def add_line_item(self, info: Info, input: AddLineItemInput) -> CommandResult:

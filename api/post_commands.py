@@ -8,7 +8,7 @@ from typing import Any
 import strawberry
 
 from api.command_input import CommandInput, VersionedCommandInput
-from api.commands import execute, new_stream_id
+from api.commands import execute_input, new_stream_id
 from api.context import Info
 from api.lookups import user_exists
 from api.types import CommandResult
@@ -65,15 +65,7 @@ class RemoveCommentInput(VersionedCommandInput):
 
 
 async def _on_post(info: Info, input: Any, command: posts.Command) -> CommandResult:
-    return await execute(
-        info,
-        posts.DECIDER,
-        str(input.post_id),
-        command,
-        expected_version=getattr(input, "expected_version", None),
-        command_id=input.command_id,
-        request=input,
-    )
+    return await execute_input(info, posts.DECIDER, str(input.post_id), command, input)
 
 
 @strawberry.type
@@ -87,9 +79,7 @@ class PostMutations:
             author_exists=await user_exists(info, str(input.author_id)),
             message=input.message,
         )
-        return await execute(
-            info, posts.DECIDER, post_id, command, command_id=input.command_id, request=input
-        )
+        return await execute_input(info, posts.DECIDER, post_id, command, input)
 
     @strawberry.mutation
     async def edit_post(self, info: Info, input: EditPostInput) -> CommandResult:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import strawberry
 
 from api.command_input import CommandInput, VersionedCommandInput
-from api.commands import execute, new_stream_id
+from api.commands import execute_input, new_stream_id
 from api.context import Info
 from api.types import CommandResult
 from api.unset import optional
@@ -34,21 +34,11 @@ class UserMutations:
         command = users.RegisterUser(
             user_id=user_id, email=input.email, name=input.name, age=input.age
         )
-        return await execute(
-            info, users.DECIDER, user_id, command, command_id=input.command_id, request=input
-        )
+        return await execute_input(info, users.DECIDER, user_id, command, input)
 
     @strawberry.mutation
     async def update_user(self, info: Info, input: UpdateUserInput) -> CommandResult:
         command = users.UpdateUser(
             user_id=input.user_id, name=optional(input.name), age=optional(input.age)
         )
-        return await execute(
-            info,
-            users.DECIDER,
-            str(input.user_id),
-            command,
-            expected_version=input.expected_version,
-            command_id=input.command_id,
-            request=input,
-        )
+        return await execute_input(info, users.DECIDER, str(input.user_id), command, input)
