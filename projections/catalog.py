@@ -8,6 +8,7 @@ from typing import Any, assert_never
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from domain.catalog import DECIDER as catalog_decider
 from domain.catalog import (
     Event,
     ProductAdded,
@@ -20,15 +21,8 @@ from domain.catalog import (
 )
 from projections.projector import Envelope, Tables, type_names
 
-HANDLED: tuple[type[Any], ...] = (
-    ProductAdded,
-    ProductPriceChanged,
-    ProductRestocked,
-    StockReserved,
-    StockReservationDeclined,
-    StockReleased,
-    ReservedStockShipped,
-)
+# The read model follows every event of its aggregate: the decider's list, not a copy of it.
+HANDLED: tuple[type[Any], ...] = tuple(catalog_decider.event_types)
 
 
 class ProductsProjector:

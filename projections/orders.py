@@ -10,6 +10,7 @@ import msgspec
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from domain.orders import DECIDER as orders_decider
 from domain.orders import (
     Event,
     LineItemAdded,
@@ -26,18 +27,8 @@ from domain.orders import (
 )
 from projections.projector import Envelope, Tables, type_names
 
-HANDLED: tuple[type[Any], ...] = (
-    OrderCreated,
-    LineItemAdded,
-    LineItemRemoved,
-    OrderPlaced,
-    OrderConfirmed,
-    OrderRejected,
-    OrderPaid,
-    OrderShipped,
-    OrderDelivered,
-    OrderCancelled,
-)
+# The read model follows every event of its aggregate: the decider's list, not a copy of it.
+HANDLED: tuple[type[Any], ...] = tuple(orders_decider.event_types)
 
 
 class OrdersProjector:

@@ -8,6 +8,7 @@ from typing import Any, assert_never
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from domain.posts import DECIDER as posts_decider
 from domain.posts import (
     CommentAdded,
     CommentEdited,
@@ -21,16 +22,8 @@ from domain.posts import (
 )
 from projections.projector import Envelope, Tables, type_names
 
-HANDLED: tuple[type[Any], ...] = (
-    PostCreated,
-    PostEdited,
-    PostDeleted,
-    PostLiked,
-    PostUnliked,
-    CommentAdded,
-    CommentEdited,
-    CommentRemoved,
-)
+# The read model follows every event of its aggregate: the decider's list, not a copy of it.
+HANDLED: tuple[type[Any], ...] = tuple(posts_decider.event_types)
 
 
 class PostsProjector:

@@ -8,10 +8,12 @@ from typing import Any, assert_never
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from domain.users import DECIDER as users_decider
 from domain.users import AgeGroup, Event, UserRegistered, UserUpdated, age_group
 from projections.projector import Envelope, Tables, narrowed, type_names
 
-HANDLED: tuple[type[Any], ...] = (UserRegistered, UserUpdated)
+# The read model follows every event of its aggregate: the decider's list, not a copy of it.
+HANDLED: tuple[type[Any], ...] = tuple(users_decider.event_types)
 
 
 class UsersProjector:
