@@ -85,13 +85,16 @@ async def append_events(
         None if identity is None else identity.command_type,
         None if identity is None else identity.fingerprint,
     )
-    async with engine.connect() as connection:
-        driver = (await connection.get_raw_connection()).driver_connection
-        assert driver is not None
-        try:
+    try:
+        async with engine.connect() as connection:
+            driver = (await connection.get_raw_connection()).driver_connection
+            assert driver is not None
             written = await driver.fetch(_APPEND, *arguments)
-        except asyncpg.PostgresError as error:
-            raise await _refusal(engine, upcasters, error, appends, command_id, identity) from error
+    except asyncpg.PostgresError as error:
+        # Explained once the connection is back in the pool: the explanation reads with a
+        # connection of its own, and waiting for a second one while holding the first
+        # deadlocks a pool that many racing appends have emptied.
+        raise await _refusal(engine, upcasters, error, appends, command_id, identity) from error
     recorded = [
         RecordedEvent(
             position=row["position"],

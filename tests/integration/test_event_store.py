@@ -192,3 +192,27 @@ async def test_the_first_migration_downgrades_and_upgrades_again(empty_database_
         await store.close()
     finally:
         await engine.dispose()
+
+
+async def test_racing_creations_of_one_stream_do_not_exhaust_a_small_pool(
+    database_url: str,
+) -> None:
+    """Refusals are explained with a connection of their own, after the append's is returned:
+    thirty appends racing to create one stream through a pool of two (and two overflow) used to
+    hold every connection while each waited for another, until the pool timed out."""
+    small = create_engine(database_url, pool_size=2)
+    store = EventStore(small)
+    try:
+        outcomes = await asyncio.wait_for(
+            asyncio.gather(
+                *(store.append([appending("race", StreamState.NO_STREAM, "A")]) for _ in range(30)),
+                return_exceptions=True,
+            ),
+            timeout=20,  # the pool's own timeout is 30 s: a deadlock fails here first
+        )
+    finally:
+        await store.close()
+        await small.dispose()
+    refused = [o for o in outcomes if isinstance(o, WrongExpectedVersion)]
+    assert len(refused) == 29, outcomes
+    assert {r.actual for r in refused} == {1}
