@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any, Generic, Protocol, TypeVar, cast
 from uuid import UUID
 
+import msgspec
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from store.events import FeedCheckpoint, RecordedEvent
@@ -18,10 +19,10 @@ E_co = TypeVar("E_co", covariant=True)
 E = TypeVar("E")
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Envelope(Generic[E_co]):
+class Envelope(msgspec.Struct, Generic[E_co], frozen=True, kw_only=True):
     """A domain event as the feed delivered it: the decoded event, where it sits in the feed and
-    in its stream, when it was recorded and the metadata of the command that wrote it."""
+    in its stream, when it was recorded and the metadata of the command that wrote it. A frozen
+    msgspec struct, one per event a projector reads: cheaper to make than a frozen dataclass."""
 
     event: E_co
     position: int
