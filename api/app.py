@@ -18,13 +18,14 @@ from api.broadcast import RingListener, open_broadcast
 from api.context import Services
 from api.settings import Settings
 from api.view import graphql_endpoint
-from domain import catalog, orders, posts, users
+from domain import catalog, orders, posts, reviews, users
 from projections.catalog import ProductsProjector
 from projections.fulfilment import FulfilmentProcess
 from projections.live import LiveFeed
 from projections.orders import OrdersProjector
 from projections.posts import PostsProjector
 from projections.projector import Projector
+from projections.reviews import ReviewsProjector
 from projections.runner import ProjectionRunner
 from projections.users import UsersProjector, UserSummaryProjector
 from store import migrations
@@ -45,6 +46,7 @@ def build_aggregates() -> Aggregates:
     aggregates.register(catalog.DECIDER, snapshot_every=100)
     aggregates.register(orders.DECIDER, snapshot_every=100)
     aggregates.register(posts.DECIDER, snapshot_every=100)
+    aggregates.register(reviews.DECIDER, snapshot_every=None)  # one event a stream
     return aggregates
 
 
@@ -56,6 +58,7 @@ def all_projectors() -> list[Projector]:
         ProductsProjector(),
         OrdersProjector(),
         PostsProjector(),
+        ReviewsProjector(),
     ]
 
 

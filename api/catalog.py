@@ -11,8 +11,21 @@ from api.reads import caught_up, page_errors
 from api.rows import from_row
 from api.scalars import Position
 from api.unset import optional
-from projections import catalog_queries
+from projections import catalog_queries, review_queries
 from projections.catalog_queries import ProductRow
+from projections.review_queries import RatingRow
+
+
+@strawberry.type
+class ProductRating:
+    average: float | None = strawberry.field(description="Null until the first review.")
+    count: int
+
+    @classmethod
+    async def load(cls, info: Info, product_id: str) -> ProductRating:
+        row = await info.context.loaders.of(review_queries.get_ratings).load(product_id)
+        row = row or RatingRow()
+        return cls(average=row.average, count=row.count)
 
 
 @strawberry.type
@@ -25,6 +38,10 @@ class Product:
     stock_reserved: int
     stock_available: int
     version: int
+
+    @strawberry.field(description="Its reviews' average and count (see `reviews`).")  # type: ignore[untyped-decorator]
+    async def rating(self, info: Info) -> ProductRating:
+        return await ProductRating.load(info, str(self.id))
 
     @classmethod
     def of(cls, row: ProductRow) -> Product:

@@ -23,6 +23,7 @@ from api.order_commands import OrderMutations
 from api.orders import OrderQueries
 from api.post_commands import PostMutations
 from api.posts import PostQueries
+from api.reviews import ReviewMutations, ReviewQueries
 from api.scalars import SCALARS
 from api.settings import Settings
 from api.streaming import PerEventExecutor, StreamingExtensionsRunner
@@ -32,11 +33,26 @@ from api.users import UserQueries
 
 Query = merge_types(
     "Query",
-    (UserQueries, CatalogQueries, OrderQueries, PostQueries, HistoryQueries, OperationQueries),
+    (
+        UserQueries,
+        CatalogQueries,
+        OrderQueries,
+        PostQueries,
+        ReviewQueries,
+        HistoryQueries,
+        OperationQueries,
+    ),
 )
 Mutation = merge_types(
     "Mutation",
-    (UserMutations, CatalogMutations, OrderMutations, PostMutations, OperationMutations),
+    (
+        UserMutations,
+        CatalogMutations,
+        OrderMutations,
+        PostMutations,
+        ReviewMutations,
+        OperationMutations,
+    ),
 )
 
 

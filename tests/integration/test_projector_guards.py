@@ -15,7 +15,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.app import all_projectors, build_aggregates
-from domain import catalog, orders, posts, users
+from domain import catalog, orders, posts, reviews, users
 from domain.errors import DomainError
 from projections.projector import Projector, Tables, apply_events
 from store.command_handler import CommandHandler
@@ -26,7 +26,7 @@ ADDRESS = orders.Address(line1="1 Main St", city="Springfield", postal_code="123
 
 
 async def write_varied_workload(handler: CommandHandler, seed: int, commands: int) -> None:
-    """Users, products, orders and posts, then `commands` random commands on them; whatever
+    """Users, products, orders, posts and reviews, then `commands` random commands on them; whatever
     a decider refuses is skipped."""
     rng = random.Random(seed)
     user_ids = [f"u-{n}" for n in range(8)]
@@ -148,6 +148,19 @@ async def write_varied_workload(handler: CommandHandler, seed: int, commands: in
         ]
         await handler.handle(posts.DECIDER, post_id, rng.choice(commands))
 
+    async def on_review(rng: random.Random) -> None:
+        product_id, user_id = rng.choice(product_ids), rng.choice(user_ids)  # repeats refused
+        command = reviews.ReviewProduct(
+            review_id=reviews.review_id(product_id, user_id),
+            product_id=product_id,
+            product_exists=True,
+            user_id=user_id,
+            user_exists=True,
+            rating=rng.randint(1, 5),
+            text=f"Review {rng.randint(0, 99)}",
+        )
+        await handler.handle(reviews.DECIDER, command.review_id, command)
+
     for order_id in order_ids:
         await an_order(order_id)
     steps: list[Callable[[], Awaitable[None]]] = [on_user, on_product, on_post]
@@ -158,6 +171,12 @@ async def write_varied_workload(handler: CommandHandler, seed: int, commands: in
             pass  # refused: the workload is random, the deciders keep it valid
     for post_id in rng.sample(post_ids, 2):
         await handler.handle(posts.DECIDER, post_id, posts.DeletePost(post_id=post_id))
+    reviewing = random.Random(seed + 1)  # apart, so the steps above stay as they were
+    for _ in range(commands // 10):
+        try:
+            await on_review(reviewing)
+        except DomainError:
+            pass  # the pair was reviewed already
 
 
 async def whole_feed(store: EventStore) -> list[RecordedEvent]:
