@@ -141,10 +141,18 @@ def _scalars(ids: list[str], positions: list[str]) -> dict[str, st.SearchStrateg
     fresh = st.just(None).map(lambda _: f"fuzz-{next(counter)}-{SEED}")
     return {
         "ID": st.one_of(
-            st.sampled_from(ids), st.sampled_from(ids), fresh, fresh, st.text(max_size=12)
+            st.sampled_from(ids),
+            st.sampled_from(ids),
+            st.sampled_from(ids),  # a command writes only when each of its ids is right
+            fresh,
+            fresh,
+            st.text(max_size=12),
         ).map(nodes.String),
         "Int": st.one_of(
-            st.integers(13, 99), st.integers(13, 99), st.integers(-(2**31), 2**31 - 1)
+            st.integers(13, 99),  # ages, quantities, prices
+            st.integers(13, 99),
+            st.integers(1, 5),  # ratings
+            st.integers(-(2**31), 2**31 - 1),
         ).map(nodes.Int),
         "String": st.one_of(
             fresh.map(lambda value: f"{value}@example.com"),
@@ -154,6 +162,8 @@ def _scalars(ids: list[str], positions: list[str]) -> dict[str, st.SearchStrateg
         ).map(nodes.String),
         "Position": st.one_of(
             st.sampled_from(positions),
+            st.sampled_from(positions),
+            st.sampled_from(positions),  # most queries take one: most should get a real one
             st.integers(0, 2**63 - 1).map(str),
             st.text(max_size=8),
         ).map(nodes.String),
@@ -202,9 +212,12 @@ def _fuzz(client: httpx.Client, fuzz_server: Server) -> None:
     one_field = {
         name: from_schema(schema, fields=[name], custom_scalars=scalars) for name in fields
     }
+    mutations = [name for name in _root_fields(schema, "Mutation") if name in one_field]
     documents = st.one_of(
         st.sampled_from(fields).flatmap(one_field.__getitem__),
         st.sampled_from(fields).flatmap(one_field.__getitem__),
+        # Commands write only when every argument passes: give them more tries than queries.
+        st.sampled_from(mutations).flatmap(one_field.__getitem__),
         from_schema(schema, fields=fields, custom_scalars=scalars),
         from_schema(schema, fields=fields, custom_scalars=scalars, mode=Mode.NEGATIVE),
     )
