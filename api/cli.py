@@ -1,4 +1,4 @@
-"""The `chronicle` command: serve, migrate, schema."""
+"""The `chronicle` command: serve, migrate, projections, schema, token."""
 
 from __future__ import annotations
 
@@ -26,8 +26,13 @@ def serve(settings: Settings) -> None:
     import uvicorn
 
     from api.app import create_app
+    from api.auth import Authenticator, OpenModeRefused, check_open_mode
 
     _configure_logging(settings.log_level)
+    try:
+        check_open_mode(settings, Authenticator(settings))
+    except OpenModeRefused as refused:
+        raise SystemExit(f"chronicle serve: {refused}") from None
     uvicorn.run(
         create_app(settings),
         host=settings.host,
@@ -226,6 +231,19 @@ def main(argv: Sequence[str] | None = None) -> None:
         "api/schema.graphql.",
     )
 
+    token_parser = commands.add_parser(
+        "token",
+        help="mint a token for local testing",
+        description="Print a JWT signed with CHRONICLE_JWT_SECRET (HS256) for the subject and "
+        "role given, with CHRONICLE_JWT_ISSUER and CHRONICLE_JWT_AUDIENCE when set. Send it as "
+        "the header 'Authorization: Bearer <token>'.",
+    )
+    token_parser.add_argument("--sub", required=True, help="the subject (who the caller is)")
+    token_parser.add_argument("--role", required=True, choices=["admin", "user"])
+    token_parser.add_argument(
+        "--ttl", default="1h", help="lifetime: seconds, or with s, m, h or d (default 1h)"
+    )
+
     args = parser.parse_args(argv)
     settings = Settings.from_env()
     overrides = {
@@ -257,6 +275,42 @@ def main(argv: Sequence[str] | None = None) -> None:
         from api.schema import sdl
 
         sys.stdout.write(sdl())
+    elif args.command == "token":
+        _token(settings, args.sub, args.role, args.ttl)
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _seconds(ttl: str) -> float:
+    ttl = ttl.strip().lower()
+    unit = _UNITS.get(ttl[-1:], None)
+    number = ttl[:-1] if unit is not None else ttl
+    try:
+        seconds = float(number) * (unit or 1)
+    except ValueError:
+        raise SystemExit(
+            f"chronicle token: --ttl {ttl!r} is not a duration like 90, 15m or 1h"
+        ) from None
+    if not 0 < seconds <= 366 * 86400:
+        raise SystemExit("chronicle token: --ttl must be more than 0 and at most a year")
+    return seconds
+
+
+def _token(settings: Settings, subject: str, role: str, ttl: str) -> None:
+    from api.auth import mint
+
+    if not settings.jwt_secret:
+        raise SystemExit("chronicle token: set CHRONICLE_JWT_SECRET (the server verifies with it)")
+    token = mint(
+        settings.jwt_secret,
+        subject,
+        [role],
+        _seconds(ttl),
+        iss=settings.jwt_issuer,
+        aud=settings.jwt_audience,
+    )
+    print(token)
 
 
 if __name__ == "__main__":

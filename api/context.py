@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import strawberry
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -10,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
 
+from api.auth import ANONYMOUS, Identity
 from api.loaders import Loaders
 from api.settings import Settings
 from projections.live import LiveFeed
@@ -32,19 +34,28 @@ class Services:
     live: LiveFeed
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class Context:
+    """A request's (or a websocket's) context. Not frozen: a websocket's identity and its
+    connection_init payload arrive after the context is made."""
+
     services: Services
     loaders: Loaders
     request: Request | WebSocket
     response: Response | WebSocket | None = None
+    identity: Identity = ANONYMOUS
+    """The verified caller (see api/auth.py)."""
+    connection_params: dict[str, Any] | None = None
+    """A websocket's connection_init payload."""
 
     def command_context(self, command_id: str | None) -> CommandContext:
-        headers = self.request.headers
+        """Who sends a command: the verified identity, never a header the client chose; the
+        correlation id may come from the client."""
         return CommandContext(
             command_id=command_id,
-            correlation_id=headers.get("x-correlation-id"),
-            actor=headers.get("x-actor") or "anonymous",
+            correlation_id=self.request.headers.get("x-correlation-id"),
+            actor=self.identity.actor,
+            roles=tuple(sorted(self.identity.roles)),
         )
 
 

@@ -57,6 +57,11 @@ class OperationMutations:
         "the old tables until the new ones have caught up."
     )
     async def rebuild_projection(self, info: Info, name: str) -> ProjectionStatus:
+        identity = info.context.identity
+        if not identity.is_admin:
+            if identity.subject is None:
+                raise ClientError("UNAUTHENTICATED", "sign in as an admin to rebuild a read model")
+            raise ClientError("FORBIDDEN", "only an admin may rebuild a read model")
         runner = info.context.services.runner
         if name in runner.process_managers:
             raise ClientError(

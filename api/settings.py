@@ -45,6 +45,15 @@ class Settings:
     """Seconds a graphql-transport-ws client has to send `connection_init` (else close 4408)."""
     ws_keep_alive: float = 15.0
     """Seconds between `ka` keep-alive messages on legacy graphql-ws connections."""
+    jwt_secret: str | None = None
+    """Verify callers' tokens as HS256 with this secret."""
+    jwt_jwks_url: str | None = None
+    """Verify callers' tokens as RS256/ES256 with the keys published at this URL."""
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
+    jwt_roles_claim: str = "roles"
+    auth_off: bool = False
+    """`CHRONICLE_AUTH=off`: serve open (no JWT setting) on a non-loopback address too."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -74,6 +83,12 @@ class Settings:
             max_body_bytes=int(env.get("CHRONICLE_MAX_BODY_BYTES", defaults.max_body_bytes)),
             ws_init_timeout=float(env.get("CHRONICLE_WS_INIT_TIMEOUT", defaults.ws_init_timeout)),
             ws_keep_alive=float(env.get("CHRONICLE_WS_KEEP_ALIVE", defaults.ws_keep_alive)),
+            jwt_secret=env.get("CHRONICLE_JWT_SECRET") or None,
+            jwt_jwks_url=env.get("CHRONICLE_JWT_JWKS_URL") or None,
+            jwt_issuer=env.get("CHRONICLE_JWT_ISSUER") or None,
+            jwt_audience=env.get("CHRONICLE_JWT_AUDIENCE") or None,
+            jwt_roles_claim=env.get("CHRONICLE_JWT_ROLES_CLAIM") or defaults.jwt_roles_claim,
+            auth_off=env.get("CHRONICLE_AUTH", "").strip().lower() == "off",
         )
 
     @property

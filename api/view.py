@@ -9,7 +9,10 @@ message in legacy graphql-ws), never an unhandled exception.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import time
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -29,6 +32,7 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
 )
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 
+from api.auth import Authenticator, Identity, Unauthenticated, authorization_of
 from api.context import Context, Services
 from api.loaders import Loaders
 from api.schema import build_schema
@@ -36,6 +40,7 @@ from api.settings import Settings
 
 HTTP_CODES = {
     400: "BAD_REQUEST",
+    401: "UNAUTHENTICATED",
     404: "NOT_FOUND",
     405: "METHOD_NOT_ALLOWED",
     413: "PAYLOAD_TOO_LARGE",
@@ -155,14 +160,61 @@ def transport_ws_problem(message: object) -> str | None:
     return None
 
 
-class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
-    """graphql-transport-ws, closing 4400 on any message that breaks the protocol."""
+FORBIDDEN_CLOSE = 4403
+"""The close code of a websocket whose token is bad or has expired (as graphql-transport-ws
+closes a connection its server rejects)."""
+
+
+async def close_at_expiry(websocket: ChronicleWebSocketAdapter, identity: Identity) -> None:
+    """Close `websocket` when its token expires: the client reconnects with a fresh one and
+    resumes its subscriptions with `after`."""
+    if identity.expires_at is None:
+        return
+    await asyncio.sleep(max(0.0, identity.expires_at - time.time()))
+    with contextlib.suppress(RuntimeError, WebSocketDisconnect):
+        await websocket.close(FORBIDDEN_CLOSE, "Forbidden: the token has expired")
+
+
+class Authenticating:
+    """What both websocket protocols do with `connection_init`: verify the token of its
+    payload (`Authorization`, either casing) before the protocol acknowledges it."""
+
+    context: Context
+    expiry: asyncio.Task[None] | None = None
+
+    async def authenticate(self, payload: object) -> bool:
+        """Whether the connection may go on; False once it has been refused and closed."""
+        params = payload if isinstance(payload, dict) else None
+        try:
+            view: ChronicleGraphQL = getattr(self, "view")  # noqa: B009 (the handler's)
+            identity = await view.authenticator.identify(authorization_of(params))
+        except Unauthenticated as refused:
+            await self.refuse(refused.message)
+            return False
+        self.context.identity = identity
+        if identity.expires_at is not None and self.expiry is None:
+            self.expiry = asyncio.create_task(close_at_expiry(getattr(self, "websocket"), identity))  # noqa: B009
+        return True
+
+    async def refuse(self, message: str) -> None:
+        raise NotImplementedError
+
+
+class TransportWSHandler(Authenticating, BaseGraphQLTransportWSHandler[Context, None]):
+    """graphql-transport-ws, closing 4400 on any message that breaks the protocol and 4403 on
+    a bad token."""
 
     async def handle_message(self, message: Any) -> None:
         if problem := transport_ws_problem(message):
             await self.handle_invalid_message(f"Invalid message: {problem}")
             return
+        if message["type"] == "connection_init" and not self.connection_init_received:
+            if not await self.authenticate(message.get("payload")):
+                return
         await super().handle_message(message)
+
+    async def refuse(self, message: str) -> None:
+        await self.websocket.close(FORBIDDEN_CLOSE, close_reason(f"Forbidden: {message}"))
 
 
 LEGACY_MESSAGE_TYPES = frozenset({"connection_init", "connection_terminate", "start", "stop"})
@@ -181,7 +233,7 @@ def legacy_problem(message: dict[str, Any]) -> str | None:
     return None
 
 
-class LegacyGraphQLWSHandler(BaseGraphQLWSHandler[Context, None]):
+class LegacyGraphQLWSHandler(Authenticating, BaseGraphQLWSHandler[Context, None]):
     """The legacy graphql-ws protocol, answering a message it cannot take with an error.
 
     Strawberry drops unknown or unparsable messages without a word and fails on malformed
@@ -215,7 +267,14 @@ class LegacyGraphQLWSHandler(BaseGraphQLWSHandler[Context, None]):
                 error["id"] = message["id"]
             await self.websocket.send_json(error)
             return
+        if kind == "connection_init" and not await self.authenticate(message.get("payload")):
+            return
         await super().handle_message(cast(Any, message))
+
+    async def refuse(self, message: str) -> None:
+        payload = {"message": message, "extensions": {"code": "UNAUTHENTICATED"}}
+        await self.websocket.send_json({"type": "connection_error", "payload": payload})
+        await self.websocket.close(FORBIDDEN_CLOSE, close_reason(f"Forbidden: {message}"))
 
 
 class ChronicleGraphQL(GraphQL[Context, None]):
@@ -223,9 +282,12 @@ class ChronicleGraphQL(GraphQL[Context, None]):
     graphql_transport_ws_handler_class = TransportWSHandler
     websocket_adapter_class = ChronicleWebSocketAdapter
 
-    def __init__(self, *args: Any, max_body_bytes: int, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, max_body_bytes: int, authenticator: Authenticator, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.max_body_bytes = max_body_bytes
+        self.authenticator = authenticator
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -246,6 +308,12 @@ class ChronicleGraphQL(GraphQL[Context, None]):
         longest = min(limit, MAX_QUERY_STRING)
         if len(scope.get("query_string", b"")) > longest:
             return refusal(414, f"The query string is longer than {longest} bytes")
+        try:
+            request.state.identity = await self.authenticator.identify(
+                request.headers.get("authorization")
+            )
+        except Unauthenticated as refused:
+            return refusal(401, refused.message)
         try:
             return await self.run(request)
         except BodyTooLarge:
@@ -288,6 +356,8 @@ class ChronicleGraphQL(GraphQL[Context, None]):
             loaders=Loaders.for_request(services.engine),
             request=request,
             response=response,
+            # HTTP: verified in `answer`; a websocket's comes with its connection_init.
+            identity=getattr(request.state, "identity", None) or self.authenticator.anonymous,
         )
 
 
@@ -300,4 +370,5 @@ def graphql_endpoint(settings: Settings) -> ChronicleGraphQL:
         connection_init_wait_timeout=timedelta(seconds=settings.ws_init_timeout),
         allowed_origins=settings.allowed_origins,
         max_body_bytes=settings.max_body_bytes,
+        authenticator=Authenticator(settings),
     )

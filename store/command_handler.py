@@ -58,6 +58,8 @@ class CommandContext:
     correlation_id: str | None = None
     causation_id: str | None = None
     actor: str | None = None
+    roles: tuple[str, ...] = ()
+    """The actor's roles, as its verified token gave them."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -165,12 +167,14 @@ class CommandHandler:
             prior = await self.store.processed_command(context.command_id)
             if prior is not None:
                 return _replayed(prior, identity)
-        metadata = {
+        metadata: dict[str, object] = {
             "commandId": context.command_id or str(uuid.uuid4()),
             "correlationId": context.correlation_id or context.command_id,
             "causationId": context.causation_id,
             "actor": context.actor,
         }
+        if context.roles:
+            metadata["roles"] = list(context.roles)
         for attempt in range(1, self.max_attempts + 1):
             loaded = await self.load(decider, stream_id)
             if loaded.foreign:

@@ -60,7 +60,8 @@ async def test_register_user_returns_its_events(client: GraphQLClient) -> None:
         "name": "Ada Lovelace",
         "age": 36,
     }
-    assert user_event["metadata"]["actor"] == "anonymous"
+    assert user_event["metadata"]["actor"] == "open-mode"
+    assert user_event["metadata"]["roles"] == ["admin"]
     assert isinstance(result["position"], str) and int(result["position"]) >= int(
         user_event["position"]
     )

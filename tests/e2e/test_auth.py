@@ -1,0 +1,253 @@
+"""Authentication end to end: a `chronicle serve` that verifies HS256 tokens, called over HTTP and
+both websocket protocols; and open mode, which serves loopback only unless turned off on purpose.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+import websockets
+
+from api.auth import mint
+from tests.conftest import _admin, _with_database
+from tests.e2e.conftest import Server, free_port, start_server, unique_email
+from tests.e2e.live import LEGACY_WS, TRANSPORT_WS, raw_socket
+
+SECRET = "an-e2e-secret-that-is-long-enough-for-hs256"
+REGISTER = """mutation($input: RegisterUserInput!) {
+  registerUser(input: $input) { streamId events { type metadata } }
+}"""
+REBUILD = 'mutation { rebuildProjection(name: "users") { name status } }'
+
+
+def token(subject: str, role: str = "user", ttl: float = 600, secret: str = SECRET) -> str:
+    return mint(secret, subject, [role], ttl, iss="https://id.example.com", aud="chronicle")
+
+
+@pytest.fixture(scope="module")
+def secured(
+    server_url: str, template_database: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Server, str]]:
+    """A server of its own that requires tokens, on a database of its own."""
+    name = template_database.replace("_template", "_auth")
+    asyncio.run(_admin(server_url, f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"'))
+    url = _with_database(server_url, name)
+    log = tmp_path_factory.mktemp("auth") / "serve.log"
+    env = {
+        "DATABASE_URL": url,
+        "LOG_LEVEL": "info",
+        "CHRONICLE_JWT_SECRET": SECRET,
+        "CHRONICLE_JWT_ISSUER": "https://id.example.com",
+        "CHRONICLE_JWT_AUDIENCE": "chronicle",
+        "CHRONICLE_WS_INIT_TIMEOUT": "2",
+    }
+    server = start_server(env, log)
+    try:
+        yield server, url
+    finally:
+        server.stop()
+        asyncio.run(_admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    assert "Traceback" not in server.output(), server.output()
+
+
+def post(
+    server: Server, document: str, bearer: str | None = None, **variables: Any
+) -> httpx.Response:
+    headers = {} if bearer is None else {"Authorization": f"Bearer {bearer}"}
+    return httpx.post(
+        server.graphql_url,
+        json={"query": document, "variables": variables},
+        headers={**headers, "X-Actor": "someone-else"},
+        timeout=30,
+    )
+
+
+def code_of(response: httpx.Response) -> str:
+    return str(response.json()["errors"][0]["extensions"]["code"])
+
+
+async def count_events(url: str) -> int:
+    connection = await asyncpg.connect(url)
+    try:
+        return int(await connection.fetchval("SELECT count(*) FROM events"))
+    finally:
+        await connection.close()
+
+
+async def test_commands_need_a_valid_token_and_write_nothing_without_one(
+    secured: tuple[Server, str],
+) -> None:
+    server, url = secured
+    fields = {"email": unique_email(), "name": "Ada", "age": 36}
+    before = await count_events(url)
+    missing = post(server, REGISTER, input=fields)
+    assert missing.status_code == 200 and code_of(missing) == "UNAUTHENTICATED"
+    for bad in (
+        token("ada", ttl=-10),  # expired
+        token("ada", secret="a-different-secret-of-the-same-length!!!"),
+        mint(SECRET, "ada", ["user"], 600, iss="https://evil.example.com", aud="chronicle"),
+        mint(SECRET, "ada", ["user"], 600, iss="https://id.example.com", aud="other-api"),
+        "garbage",
+    ):
+        refused = post(server, REGISTER, bad, input=fields)
+        assert refused.status_code == 401, refused.text
+        assert code_of(refused) == "UNAUTHENTICATED"
+        assert refused.headers["content-type"].startswith("application/json")
+    assert await count_events(url) == before
+
+
+async def test_the_audit_log_records_the_verified_subject_never_a_header(
+    secured: tuple[Server, str],
+) -> None:
+    server, _ = secured
+    response = post(
+        server, REGISTER, token("ada-sub"), input={"email": unique_email(), "name": "A", "age": 36}
+    )
+    events = response.json()["data"]["registerUser"]["events"]
+    metadata = next(e for e in events if e["type"] == "UserRegistered")["metadata"]
+    assert (metadata["actor"], metadata["roles"]) == ("ada-sub", ["user"])
+
+
+async def test_only_an_admin_rebuilds_a_read_model(secured: tuple[Server, str]) -> None:
+    server, _ = secured
+    assert code_of(post(server, REBUILD)) == "UNAUTHENTICATED"
+    assert code_of(post(server, REBUILD, token("u"))) == "FORBIDDEN"
+    done = post(server, REBUILD, token("root", "admin")).json()
+    assert done["data"]["rebuildProjection"]["name"] == "users", done
+
+
+async def test_queries_still_answer_without_a_token(secured: tuple[Server, str]) -> None:
+    server, _ = secured
+    assert "errors" not in post(server, "{ products(first: 1) { totalCount } }").json()
+
+
+SUBSCRIBE = 'subscription { events(streamType: "Nothing") { position } }'
+
+
+async def _init(socket: websockets.ClientConnection, protocol: str, bearer: str | None) -> None:
+    payload = {} if bearer is None else {"authorization": f"Bearer {bearer}"}
+    await socket.send(json.dumps({"type": "connection_init", "payload": payload}))
+
+
+async def _close_code(socket: websockets.ClientConnection, within: float) -> tuple[int, str]:
+    with pytest.raises(websockets.ConnectionClosed) as closed:
+        async with asyncio.timeout(within):
+            while True:
+                await socket.recv()
+    assert closed.value.rcvd is not None
+    return closed.value.rcvd.code, closed.value.rcvd.reason
+
+
+@pytest.mark.parametrize("protocol", [TRANSPORT_WS, LEGACY_WS])
+async def test_a_bad_token_closes_the_websocket_with_4403(
+    secured: tuple[Server, str], protocol: str
+) -> None:
+    server, _ = secured
+    for bad in (token("a", ttl=-10), "garbage"):
+        socket = await raw_socket(server, protocol)
+        await _init(socket, protocol, bad)
+        code, reason = await _close_code(socket, 10)
+        assert code == 4403 and "Forbidden" in reason, (code, reason)
+
+
+@pytest.mark.parametrize("protocol", [TRANSPORT_WS, LEGACY_WS])
+async def test_a_websocket_is_closed_when_its_token_expires(
+    secured: tuple[Server, str], protocol: str
+) -> None:
+    server, _ = secured
+    socket = await raw_socket(server, protocol)
+    await _init(socket, protocol, token("brief", ttl=2))
+    async with asyncio.timeout(10):
+        while json.loads(await socket.recv())["type"] != "connection_ack":
+            pass
+    start = {"id": "1", "payload": {"query": SUBSCRIBE}}
+    kind = "subscribe" if protocol == TRANSPORT_WS else "start"
+    await socket.send(json.dumps({"type": kind, **start}))
+    code, reason = await _close_code(socket, 15)
+    assert code == 4403 and "expired" in reason, (code, reason)
+
+
+async def test_a_good_token_subscribes_over_the_websocket(secured: tuple[Server, str]) -> None:
+    server, _ = secured
+    socket = await raw_socket(server, TRANSPORT_WS)
+    await _init(socket, TRANSPORT_WS, token("watcher"))
+    async with asyncio.timeout(10):
+        assert json.loads(await socket.recv())["type"] == "connection_ack"
+    await socket.send(json.dumps({"type": "ping"}))
+    async with asyncio.timeout(10):
+        assert json.loads(await socket.recv())["type"] == "pong"
+    await socket.close()
+
+
+# ---------------------------------------------------------------- open mode
+
+
+def _serve(env: dict[str, str], host: str, tmp: Path) -> subprocess.CompletedProcess[str]:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("CHRONICLE_JWT")}
+    environment.update(env)
+    return subprocess.run(
+        [sys.executable, "-m", "api.cli", "serve", "--host", host, "--port", str(free_port())],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp,
+    )
+
+
+def test_open_mode_refuses_to_serve_beyond_loopback(tmp_path: Path) -> None:
+    refused = _serve({"DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none"}, "0.0.0.0", tmp_path)
+    assert refused.returncode != 0
+    assert "CHRONICLE_AUTH=off" in refused.stderr, refused.stderr
+
+
+def test_open_mode_on_purpose_starts_with_a_warning(
+    e2e_database_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    log = tmp_path_factory.mktemp("open") / "serve.log"
+    env = {"DATABASE_URL": e2e_database_url, "CHRONICLE_AUTH": "off", "CHRONICLE_HOST": "0.0.0.0"}
+    env["CHRONICLE_RUN_PROJECTIONS"] = "false"
+    server = start_server(env, log)
+    try:
+        answer = httpx.post(server.graphql_url, json={"query": REBUILD}, timeout=30).json()
+        assert answer["data"]["rebuildProjection"]["name"] == "users", answer
+    finally:
+        server.stop()
+    assert "authentication is off (open mode)" in server.output()
+
+
+def test_chronicle_token_mints_what_the_server_verifies(secured: tuple[Server, str]) -> None:
+    server, _ = secured
+    env = {
+        **os.environ,
+        "CHRONICLE_JWT_SECRET": SECRET,
+        "CHRONICLE_JWT_ISSUER": "https://id.example.com",
+        "CHRONICLE_JWT_AUDIENCE": "chronicle",
+    }
+    minted = subprocess.run(
+        [sys.executable, "-m", "api.cli", "token", "--sub", "cli-admin", "--role", "admin"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout.strip()
+    assert post(server, REBUILD, minted).json()["data"]["rebuildProjection"]["name"] == "users"
+    missing = subprocess.run(
+        [sys.executable, "-m", "api.cli", "token", "--sub", "x", "--role", "user"],
+        env={k: v for k, v in env.items() if k != "CHRONICLE_JWT_SECRET"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert missing.returncode != 0 and "CHRONICLE_JWT_SECRET" in missing.stderr
