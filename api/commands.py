@@ -8,7 +8,7 @@ from typing import TypeVar
 
 from api.command_input import CommandInput, VersionedCommandInput
 from api.context import Info
-from api.errors import ClientError, client_errors, validation_failed
+from api.errors import client_errors, validation_failed
 from api.types import CommandResult
 from api.unset import optional
 from domain.decider import Decider
@@ -45,10 +45,6 @@ async def execute(
     """Run `command`, one of `decider`'s own, for a mutation. `request` is the client's input:
     with a commandId, a fingerprint of it (never of values the server filled in) tells a retry
     of the same request from a different command under a used id."""
-    if info.context.identity.subject is None and not info.context.identity.open_mode:
-        raise ClientError(
-            "UNAUTHENTICATED", "sign in to send commands: Authorization: Bearer <token>"
-        )
     expected_version = optional(expected_version)
     command_id = optional(command_id)
     if command_id is not None and not 1 <= len(command_id) <= MAX_COMMAND_ID_LENGTH:

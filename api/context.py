@@ -14,6 +14,7 @@ from starlette.websockets import WebSocket
 from api.auth import ANONYMOUS, Identity
 from api.loaders import Loaders
 from api.settings import Settings
+from domain.access import Actor
 from projections.live import LiveFeed
 from projections.runner import ProjectionRunner
 from store.command_handler import CommandContext, CommandHandler
@@ -56,6 +57,7 @@ class Context:
             correlation_id=self.request.headers.get("x-correlation-id"),
             actor=self.identity.actor,
             roles=tuple(sorted(self.identity.roles)),
+            caller=Actor(subject=self.identity.subject, roles=self.identity.roles),
         )
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from api.context import Info
 from domain import catalog, users
+from domain.decider import CLAIMS, Claim
 from domain.orders import CatalogEntry
 
 
@@ -21,3 +22,10 @@ async def catalog_entry(info: Info, product_id: str) -> CatalogEntry | None:
     if not product.exists:
         return None
     return CatalogEntry(sku=product.sku, name=product.name, unit_price_cents=product.price_cents)
+
+
+async def user_of_subject(info: Info, subject: str) -> str | None:
+    """The id of the user bound to the token subject `subject`, if one is."""
+    claim = Claim(scope=users.SUBJECT_SCOPE, key=subject, owner_id="")
+    held = (await info.context.services.handler.load(CLAIMS, claim.stream_id)).state
+    return held.owner_id or None

@@ -17,6 +17,11 @@ class RegisterUserInput(CommandInput):
     email: str
     name: str
     age: int
+    subject: strawberry.ID | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="The token subject to bind the user to: admins only (default: the "
+        "caller's own; in open mode, none).",
+    )
 
 
 @strawberry.input
@@ -31,8 +36,13 @@ class UserMutations:
     @strawberry.mutation
     async def register_user(self, info: Info, input: RegisterUserInput) -> CommandResult:
         user_id = new_stream_id("user", input.command_id)
+        subject = optional(input.subject)
         command = users.RegisterUser(
-            user_id=user_id, email=input.email, name=input.name, age=input.age
+            user_id=user_id,
+            email=input.email,
+            name=input.name,
+            age=input.age,
+            subject=info.context.identity.subject if subject is None else str(subject),
         )
         return await execute_input(info, users.DECIDER, user_id, command, input)
 

@@ -9,6 +9,7 @@ import strawberry
 
 from api.connection import Connection
 from api.context import Info
+from api.lookups import user_of_subject
 from api.reads import caught_up, page_errors
 from api.rows import from_row
 from api.scalars import Position
@@ -53,6 +54,18 @@ class UserSummary:
 
 @strawberry.type
 class UserQueries:
+    @strawberry.field(description="The caller's own user: null when signed out or not registered.")  # type: ignore[untyped-decorator]
+    async def me(self, info: Info, min_position: Position | None = strawberry.UNSET) -> User | None:
+        subject = info.context.identity.subject
+        if subject is None:
+            return None
+        user_id = await user_of_subject(info, subject)
+        if user_id is None:
+            return None
+        await caught_up(info, "users", min_position)
+        row = await info.context.loaders.user.load(user_id)
+        return None if row is None else User.of(row)
+
     @strawberry.field
     async def user(
         self, info: Info, id: strawberry.ID, min_position: Position | None = strawberry.UNSET

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import assert_never
 
+from domain.access import Actor, require_admin, require_system
 from domain.decider import Claim, Decider
 from domain.errors import NotFound, RuleViolated, ValidationFailed
 from domain.text import quoted
@@ -315,8 +316,22 @@ def normalise_sku(sku: str) -> str:
 
 def claims(command: Command) -> Sequence[Claim]:
     if isinstance(command, AddProduct):
-        return [Claim(scope=SKU_SCOPE, key=normalise_sku(command.sku), owner_id=command.product_id)]
+        sku = normalise_sku(command.sku)
+        taken = f"SKU {quoted(command.sku.strip())} is already in use (in any letter case)"
+        return [Claim(scope=SKU_SCOPE, key=sku, owner_id=command.product_id, taken=taken)]
     return ()
+
+
+def authorize(command: Command, state: Product, actor: Actor) -> None:
+    """Admins manage the catalog; stock is reserved, released and shipped by the fulfilment
+    process."""
+    match command:
+        case AddProduct() | RestockProduct() | ChangeProductPrice():
+            require_admin(actor, "manage the catalog")
+        case ReserveStock() | ReleaseStock() | ShipReservedStock():
+            require_system(actor, "reserve, release or ship stock (the fulfilment process does)")
+        case _:
+            assert_never(command)
 
 
 DECIDER: Decider[Command, Product, Event] = Decider(
@@ -335,4 +350,5 @@ DECIDER: Decider[Command, Product, Event] = Decider(
     decide=decide,
     evolve=evolve,
     claims=claims,
+    authorize=authorize,
 )

@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+from domain.access import Actor, signed_in
 from domain.errors import RuleViolated
 
 C = TypeVar("C")
@@ -32,6 +33,8 @@ class Claim:
     scope: str
     key: str
     owner_id: str
+    taken: str = ""
+    """What a client is told when the key is held already, in words they know (not stored)."""
 
     @property
     def stream_id(self) -> str:
@@ -73,8 +76,9 @@ class Decider(Generic[C, S, E]):
     """An aggregate as data: the command handler needs nothing else to run it.
 
     `event_types` lists every event class `evolve` accepts; their class names are the stored
-    event types. `schema_versions` gives an event type's current schema version when it is not
-    1, and `upcasters` turns a stored payload of (type, version) into version + 1.
+    event types. `authorize` decides who may send a command to a state (domain/access.py).
+    `schema_versions` gives an event type's current schema version when it is not 1, and
+    `upcasters` turns a stored payload of (type, version) into version + 1.
     """
 
     stream_type: str
@@ -84,6 +88,9 @@ class Decider(Generic[C, S, E]):
     decide: Callable[[C, S], Sequence[E]]
     evolve: Callable[[S, E], S]
     claims: Callable[[C], Sequence[Claim]] = no_claims
+    authorize: Callable[[C, S, Actor], None] = signed_in
+    """Raises Forbidden (or SignInRequired) when the caller may not send the command to this
+    state; by default anyone signed in may."""
     schema_versions: Mapping[str, int] = field(default_factory=dict)
     upcasters: Mapping[tuple[str, int], Upcaster] = field(default_factory=dict)
 

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import assert_never
 
+from domain.access import Actor, require_admin, require_system, signed_in
 from domain.decider import Decider
 from domain.errors import NotFound, RuleViolated, ValidationFailed
 from domain.text import quoted
@@ -479,6 +480,18 @@ def evolve(state: Order, event: Event) -> Order:
             assert_never(event)
 
 
+def authorize(command: Command, state: Order, actor: Actor) -> None:
+    """Admins ship and deliver; only the fulfilment process confirms and rejects. (Which
+    customer may manage which order is not decided here yet: anyone signed in may.)"""
+    match command:
+        case ShipOrder() | DeliverOrder():
+            require_admin(actor, "ship or deliver orders")
+        case ConfirmOrder() | RejectOrder():
+            require_system(actor, "confirm or reject orders (the fulfilment process does)")
+        case _:
+            signed_in(command, state, actor)
+
+
 DECIDER: Decider[Command, Order, Event] = Decider(
     stream_type=STREAM_TYPE,
     state_type=Order,
@@ -497,4 +510,5 @@ DECIDER: Decider[Command, Order, Event] = Decider(
     ),
     decide=decide,
     evolve=evolve,
+    authorize=authorize,
 )

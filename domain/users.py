@@ -8,12 +8,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import assert_never
 
+from domain.access import Actor, Forbidden, signed_in
 from domain.decider import Claim, Decider
 from domain.errors import NotFound, RuleViolated, ValidationFailed
 from domain.text import quoted
 
 STREAM_TYPE = "User"
 EMAIL_SCOPE = "user-email"
+SUBJECT_SCOPE = "user-subject"
+"""A token subject holds one user: the claim that binds them."""
 MIN_AGE, MAX_AGE = 13, 150
 MAX_NAME_LENGTH = 200
 MAX_EMAIL_LENGTH = 254
@@ -29,6 +32,9 @@ class RegisterUser:
     email: str
     name: str
     age: int
+    subject: str | None = None
+    """The token subject the user is bound to: the caller's own, or (an admin's choice) any
+    or none."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -50,6 +56,8 @@ class UserRegistered:
     email: str
     name: str
     age: int
+    subject: str | None = None
+    """The token subject that acts as this user (None: bound to none, e.g. from open mode)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -74,6 +82,7 @@ class User:
     email: str = ""
     name: str = ""
     age: int = 0
+    subject: str | None = None
 
 
 INITIAL_STATE = User()
@@ -133,6 +142,7 @@ def decide(command: Command, state: User) -> Sequence[Event]:
                     email=_valid_email(command.email),
                     name=_valid_name(command.name),
                     age=_valid_age(command.age),
+                    subject=command.subject,
                 )
             ]
         case UpdateUser():
@@ -160,6 +170,7 @@ def evolve(state: User, event: Event) -> User:
                 email=event.email,
                 name=event.name,
                 age=event.age,
+                subject=event.subject,
             )
         case UserUpdated():
             return replace(
@@ -173,10 +184,39 @@ def evolve(state: User, event: Event) -> User:
 
 def claims(command: Command) -> Sequence[Claim]:
     if isinstance(command, RegisterUser):
-        return [
-            Claim(scope=EMAIL_SCOPE, key=normalise_email(command.email), owner_id=command.user_id)
-        ]
+        email = Claim(
+            scope=EMAIL_SCOPE,
+            key=normalise_email(command.email),
+            owner_id=command.user_id,
+            taken=f"email {quoted(command.email.strip())} is already registered",
+        )
+        if command.subject is None:
+            return [email]
+        subject = Claim(
+            scope=SUBJECT_SCOPE,
+            key=command.subject,
+            owner_id=command.user_id,
+            taken=f"subject {quoted(command.subject)} already has a user (see `me`)",
+        )
+        return [email, subject]
     return ()
+
+
+def authorize(command: Command, state: User, actor: Actor) -> None:
+    """A user registers as themselves and updates only their own profile; an admin may
+    register anyone (bound to any subject, or none) and update any profile."""
+    signed_in(command, state, actor)
+    if actor.is_admin:
+        return
+    match command:
+        case RegisterUser():
+            if command.subject != actor.subject:
+                raise Forbidden("you may register only yourself")
+        case UpdateUser():
+            if state.subject is None or state.subject != actor.subject:
+                raise Forbidden("you may update only your own profile")
+        case _:
+            assert_never(command)
 
 
 DECIDER: Decider[Command, User, Event] = Decider(
@@ -187,4 +227,5 @@ DECIDER: Decider[Command, User, Event] = Decider(
     decide=decide,
     evolve=evolve,
     claims=claims,
+    authorize=authorize,
 )

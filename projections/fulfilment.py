@@ -103,6 +103,7 @@ class FulfilmentProcess:
             correlation_id=cause.metadata.get("correlationId"),
             causation_id=str(cause.event_id),
             actor="fulfilment",
+            roles=("system",),
         )
         try:
             if isinstance(command, STOCK_COMMANDS):

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Generic, TypeVar
 
+from domain.access import SERVICE, Actor
 from domain.decider import Claim, Decider, KeyClaimed
 from domain.errors import DomainError, Duplicate, NotFound
 from domain.text import quoted
@@ -60,6 +61,9 @@ class CommandContext:
     actor: str | None = None
     roles: tuple[str, ...] = ()
     """The actor's roles, as its verified token gave them."""
+    caller: Actor = SERVICE
+    """Who the decider's `authorize` judges: the verified caller for a client's command; the
+    service itself (the default) for the service's own processes and tools."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -182,6 +186,7 @@ class CommandHandler:
             try:
                 if expected_version is not None and loaded.version != expected_version:
                     raise WrongExpectedVersion(stream_id, expected_version, loaded.version)
+                decider.authorize(command, loaded.state, context.caller)
                 new_events = decider.decide(command, loaded.state)
             except (DomainError, WrongExpectedVersion):
                 # A refusal (or nothing to do, below) may come of a concurrent run under this
@@ -223,7 +228,9 @@ class CommandHandler:
                     claim = next(
                         c for c in decider.claims(command) if c.stream_id == conflict.stream_id
                     )
-                    raise Duplicate(f"{claim.scope} {claim.key!r} is already taken") from conflict
+                    raise Duplicate(
+                        claim.taken or f"{claim.scope} {quoted(claim.key)} is already taken"
+                    ) from conflict
                 if expected_version is not None or attempt == self.max_attempts:
                     raise
                 await asyncio.sleep(random.uniform(0, min(0.05, 0.001 * 2**attempt)))

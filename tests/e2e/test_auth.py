@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from tests.e2e.live import LEGACY_WS, TRANSPORT_WS, raw_socket
 
 SECRET = "an-e2e-secret-that-is-long-enough-for-hs256"
 REGISTER = """mutation($input: RegisterUserInput!) {
-  registerUser(input: $input) { streamId events { type metadata } }
+  registerUser(input: $input) { streamId position events { type metadata } }
 }"""
 REBUILD = 'mutation { rebuildProjection(name: "users") { name status } }'
 
@@ -251,3 +252,74 @@ def test_chronicle_token_mints_what_the_server_verifies(secured: tuple[Server, s
         timeout=60,
     )
     assert missing.returncode != 0 and "CHRONICLE_JWT_SECRET" in missing.stderr
+
+
+# ---------------------------------------------------------------- who may do what
+
+ME = "query($min: Position) { me(minPosition: $min) { id name email } }"
+UPDATE = """mutation($input: UpdateUserInput!) {
+  updateUser(input: $input) { version events { type } }
+}"""
+ADD_PRODUCT = """mutation($input: AddProductInput!) { addProduct(input: $input) { streamId } }"""
+
+
+def register(server: Server, bearer: str, **extra: Any) -> httpx.Response:
+    fields = {"email": unique_email(), "name": "Ada", "age": 36, **extra}
+    return post(server, REGISTER, bearer, input=fields)
+
+
+async def test_a_user_is_bound_to_the_subject_that_registered_it(
+    secured: tuple[Server, str],
+) -> None:
+    server, url = secured
+    subject = f"sub-{uuid.uuid4().hex[:8]}"
+    mine = token(subject)
+    assert post(server, ME, mine).json()["data"]["me"] is None  # signed in, not registered
+    registered = register(server, mine).json()["data"]["registerUser"]
+    user_id = registered["streamId"]
+    events = registered["events"]
+    assert next(e for e in events if e["type"] == "UserRegistered")["metadata"]["actor"] == subject
+
+    # One user per subject: a second registration is DUPLICATE, with nothing written.
+    before = await count_events(url)
+    again = register(server, mine)
+    assert code_of(again) == "DUPLICATE"
+    assert "already has a user" in again.json()["errors"][0]["message"]
+    # Registering someone else is for admins.
+    assert code_of(register(server, mine, subject="someone-else")) == "FORBIDDEN"
+    assert await count_events(url) == before
+
+    me = post(server, ME, mine, min=registered["position"]).json()["data"]["me"]
+    assert me["id"] == user_id
+    assert post(server, ME).json()["data"]["me"] is None  # anonymous
+
+    # Users update only their own profile; admins any.
+    update = {"userId": user_id, "name": "Ada L."}
+    assert code_of(post(server, UPDATE, token("a-stranger"), input=update)) == "FORBIDDEN"
+    assert code_of(post(server, UPDATE, None, input=update)) == "UNAUTHENTICATED"
+    assert await count_events(url) == before
+    own = post(server, UPDATE, mine, input=update).json()["data"]["updateUser"]
+    assert own["events"] == [{"type": "UserUpdated"}]
+    admin = post(server, UPDATE, token("root", "admin"), input={**update, "name": "Ada Lovelace"})
+    assert admin.json()["data"]["updateUser"]["events"] == [{"type": "UserUpdated"}]
+
+
+async def test_an_admin_registers_on_behalf_of_a_subject(secured: tuple[Server, str]) -> None:
+    server, _ = secured
+    subject = f"sub-{uuid.uuid4().hex[:8]}"
+    made = register(server, token("root", "admin"), subject=subject).json()["data"]["registerUser"]
+    me = post(server, ME, token(subject), min=made["position"]).json()["data"]["me"]
+    assert me["id"] == made["streamId"]
+
+
+async def test_the_catalog_and_shipping_are_for_admins(secured: tuple[Server, str]) -> None:
+    server, url = secured
+    product = {"sku": f"SKU-{uuid.uuid4().hex[:8]}", "name": "Lamp", "priceCents": 100}
+    before = await count_events(url)
+    assert code_of(post(server, ADD_PRODUCT, token("u"), input=product)) == "FORBIDDEN"
+    assert code_of(post(server, ADD_PRODUCT, None, input=product)) == "UNAUTHENTICATED"
+    ship = 'mutation { shipOrder(input: {orderId: "o", carrier: "UPS", trackingNumber: "1"}) { version } }'
+    assert code_of(post(server, ship, token("u"))) == "FORBIDDEN"
+    assert await count_events(url) == before
+    added = post(server, ADD_PRODUCT, token("root", "admin"), input=product).json()
+    assert added["data"]["addProduct"]["streamId"]

@@ -59,6 +59,7 @@ async def test_register_user_returns_its_events(client: GraphQLClient) -> None:
         "email": email,
         "name": "Ada Lovelace",
         "age": 36,
+        "subject": None,  # open mode binds no token subject
     }
     assert user_event["metadata"]["actor"] == "open-mode"
     assert user_event["metadata"]["roles"] == ["admin"]

@@ -1,0 +1,72 @@
+"""Who may do what: the caller of a command, and the refusal when it may not.
+
+A command's caller (`Actor`) is the verified identity the API saw, or the service itself (the
+fulfilment process, tools). Each decider says, in `authorize`, which callers may send which of
+its commands to a given state; the command handler asks it before `decide`, with the state it
+loaded, so the rules are pure functions tested like every other rule.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from domain.errors import DomainError
+
+ADMIN = "admin"
+USER = "user"
+SYSTEM = "system"
+
+
+class Forbidden(DomainError):
+    """The caller is known but may not send this command; nothing is written."""
+
+    code = "FORBIDDEN"
+
+
+class SignInRequired(DomainError):
+    """The command needs a signed-in caller and has none; nothing is written."""
+
+    code = "UNAUTHENTICATED"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Actor:
+    """Who sends a command: a token's subject and roles. An admin may have no subject (the
+    open mode's local admin); the service's own processes have the `system` role."""
+
+    subject: str | None = None
+    roles: frozenset[str] = frozenset()
+
+    @property
+    def is_admin(self) -> bool:
+        return ADMIN in self.roles or SYSTEM in self.roles
+
+    @property
+    def is_system(self) -> bool:
+        return SYSTEM in self.roles
+
+
+SERVICE = Actor(subject=None, roles=frozenset({SYSTEM}))
+"""The service itself: what its own processes and tools act as."""
+
+
+def signed_in(command: Any, state: Any, actor: Actor) -> None:
+    """Anyone signed in (or an admin, or the service)."""
+    if actor.subject is None and not actor.is_admin:
+        raise SignInRequired("sign in to send commands")
+
+
+def admins_only(what: str) -> None:
+    raise Forbidden(f"only an admin may {what}")
+
+
+def require_admin(actor: Actor, what: str) -> None:
+    signed_in(None, None, actor)
+    if not actor.is_admin:
+        admins_only(what)
+
+
+def require_system(actor: Actor, what: str) -> None:
+    """Commands only the service's own processes send (an admin may, to repair)."""
+    require_admin(actor, what)
