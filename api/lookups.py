@@ -13,8 +13,13 @@ from domain.orders import CatalogEntry
 
 
 async def user_exists(info: Info, user_id: str) -> bool:
-    loaded = await info.context.services.handler.load(users.DECIDER, user_id)
-    return loaded.state.registered
+    return (await user_state(info, user_id)).registered
+
+
+async def user_state(info: Info, user_id: str) -> users.User:
+    """The user `user_id` as the write side holds it: whether it exists, and the token subject
+    it is bound to (who may act as it)."""
+    return (await info.context.services.handler.load(users.DECIDER, user_id)).state
 
 
 async def catalog_entry(info: Info, product_id: str) -> CatalogEntry | None:

@@ -9,7 +9,7 @@ import strawberry
 from api.command_input import CommandInput, VersionedCommandInput
 from api.commands import execute_input, new_stream_id
 from api.context import Info
-from api.lookups import catalog_entry, user_exists
+from api.lookups import catalog_entry, user_state
 from api.money import Cents
 from api.types import CommandResult
 from api.unset import optional
@@ -95,10 +95,12 @@ class OrderMutations:
     async def create_order(self, info: Info, input: CreateOrderInput) -> CommandResult:
         order_id = new_stream_id("order", input.command_id)
         address = input.shipping_address
+        customer = await user_state(info, str(input.customer_id))
         command = orders.CreateOrder(
             order_id=order_id,
             customer_id=input.customer_id,
-            customer_exists=await user_exists(info, str(input.customer_id)),
+            customer_exists=customer.registered,
+            customer_subject=customer.subject,
             shipping_address=orders.Address(
                 line1=address.line1,
                 line2=optional(address.line2),

@@ -10,7 +10,7 @@ import strawberry
 from api.command_input import CommandInput, VersionedCommandInput
 from api.commands import execute_input, new_stream_id
 from api.context import Info
-from api.lookups import user_exists
+from api.lookups import user_state
 from api.types import CommandResult
 from domain import posts
 
@@ -73,10 +73,12 @@ class PostMutations:
     @strawberry.mutation
     async def create_post(self, info: Info, input: CreatePostInput) -> CommandResult:
         post_id = new_stream_id("post", input.command_id)
+        author = await user_state(info, str(input.author_id))
         command = posts.CreatePost(
             post_id=post_id,
             author_id=input.author_id,
-            author_exists=await user_exists(info, str(input.author_id)),
+            author_exists=author.registered,
+            author_subject=author.subject,
             message=input.message,
         )
         return await execute_input(info, posts.DECIDER, post_id, command, input)
@@ -93,25 +95,32 @@ class PostMutations:
 
     @strawberry.mutation
     async def like_post(self, info: Info, input: LikePostInput) -> CommandResult:
+        user = await user_state(info, str(input.user_id))
         command = posts.LikePost(
             post_id=input.post_id,
             user_id=input.user_id,
-            user_exists=await user_exists(info, str(input.user_id)),
+            user_exists=user.registered,
+            user_subject=user.subject,
         )
         return await _on_post(info, input, command)
 
     @strawberry.mutation
     async def unlike_post(self, info: Info, input: UnlikePostInput) -> CommandResult:
-        command = posts.UnlikePost(post_id=input.post_id, user_id=input.user_id)
+        user = await user_state(info, str(input.user_id))
+        command = posts.UnlikePost(
+            post_id=input.post_id, user_id=input.user_id, user_subject=user.subject
+        )
         return await _on_post(info, input, command)
 
     @strawberry.mutation
     async def add_comment(self, info: Info, input: AddCommentInput) -> CommandResult:
+        author = await user_state(info, str(input.author_id))
         command = posts.AddComment(
             post_id=input.post_id,
             comment_id=str(uuid.uuid4()),
             author_id=input.author_id,
-            author_exists=await user_exists(info, str(input.author_id)),
+            author_exists=author.registered,
+            author_subject=author.subject,
             text=input.text,
         )
         return await _on_post(info, input, command)

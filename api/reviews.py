@@ -11,7 +11,7 @@ from api.command_input import CommandInput
 from api.commands import execute_input
 from api.connection import Connection
 from api.context import Info
-from api.lookups import catalog_entry, user_exists
+from api.lookups import catalog_entry, user_state
 from api.reads import caught_up, page_errors
 from api.rows import from_row
 from api.scalars import Position
@@ -79,12 +79,14 @@ class ReviewMutations:
     @strawberry.mutation(description="One review per user and product: a second is DUPLICATE.")  # type: ignore[untyped-decorator]
     async def review_product(self, info: Info, input: ReviewProductInput) -> CommandResult:
         product_id, user_id = str(input.product_id), str(input.user_id)
+        user = await user_state(info, user_id)
         command = reviews.ReviewProduct(
             review_id=reviews.review_id(product_id, user_id),
             product_id=product_id,
             product_exists=await catalog_entry(info, product_id) is not None,
             user_id=user_id,
-            user_exists=await user_exists(info, user_id),
+            user_exists=user.registered,
+            user_subject=user.subject,
             rating=input.rating,
             text=input.text,
         )

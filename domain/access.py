@@ -61,6 +61,15 @@ def admins_only(what: str) -> None:
     raise Forbidden(f"only an admin may {what}")
 
 
+def acting_as(actor: Actor, subject: str | None, what: str) -> None:
+    """The caller acts as the user bound to `subject` (None: bound to none), or is an admin."""
+    signed_in(None, None, actor)
+    if actor.is_admin:
+        return
+    if subject is None or subject != actor.subject:
+        raise Forbidden(f"you may {what}")
+
+
 def require_admin(actor: Actor, what: str) -> None:
     signed_in(None, None, actor)
     if not actor.is_admin:

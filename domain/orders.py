@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import assert_never
 
-from domain.access import Actor, require_admin, require_system, signed_in
+from domain.access import Actor, acting_as, require_admin, require_system, signed_in
 from domain.decider import Decider
 from domain.errors import NotFound, RuleViolated, ValidationFailed
 from domain.text import quoted
@@ -83,6 +83,8 @@ class CreateOrder:
     customer_id: str
     customer_exists: bool
     shipping_address: Address
+    customer_subject: str | None = None
+    """The token subject the customer is bound to (looked up by the API)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -163,6 +165,8 @@ class OrderCreated:
     order_id: str
     customer_id: str
     shipping_address: Address
+    customer_subject: str | None = None
+    """The token subject that may manage the order (besides admins)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -279,6 +283,7 @@ class Order:
     signed_by: str | None = None
     rejection_reason: str | None = None
     cancellation_reason: str | None = None
+    customer_subject: str | None = None
 
     @property
     def total_cents(self) -> int:
@@ -324,6 +329,7 @@ def _create(command: CreateOrder, state: Order) -> Sequence[Event]:
             order_id=command.order_id,
             customer_id=command.customer_id,
             shipping_address=_address(command.shipping_address),
+            customer_subject=command.customer_subject,
         )
     ]
 
@@ -454,6 +460,7 @@ def evolve(state: Order, event: Event) -> Order:
                 order_id=event.order_id,
                 customer_id=event.customer_id,
                 shipping_address=event.shipping_address,
+                customer_subject=event.customer_subject,
             )
         case LineItemAdded():
             return replace(state, lines=_with_line(state, event))
@@ -481,15 +488,24 @@ def evolve(state: Order, event: Event) -> Order:
 
 
 def authorize(command: Command, state: Order, actor: Actor) -> None:
-    """Admins ship and deliver; only the fulfilment process confirms and rejects. (Which
-    customer may manage which order is not decided here yet: anyone signed in may.)"""
+    """Customers order as themselves and manage their own orders (another's order is NOT_FOUND
+    to them, not a hint that it exists); admins ship and deliver; only the fulfilment process
+    confirms and rejects."""
     match command:
+        case CreateOrder():
+            acting_as(actor, command.customer_subject, "order only as yourself")
         case ShipOrder() | DeliverOrder():
             require_admin(actor, "ship or deliver orders")
         case ConfirmOrder() | RejectOrder():
             require_system(actor, "confirm or reject orders (the fulfilment process does)")
-        case _:
+        case AddLineItem() | RemoveLineItem() | PlaceOrder() | PayOrder() | CancelOrder():
             signed_in(command, state, actor)
+            if not actor.is_admin and (
+                state.customer_subject is None or state.customer_subject != actor.subject
+            ):
+                raise NotFound(f"no Order has the id {quoted(command.order_id)}")
+        case _:
+            assert_never(command)
 
 
 DECIDER: Decider[Command, Order, Event] = Decider(

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import assert_never
 
+from domain.access import Actor, acting_as
 from domain.decider import Decider
 from domain.errors import NotFound, RuleViolated, ValidationFailed
 from domain.text import quoted
@@ -24,6 +25,8 @@ class CreatePost:
     author_id: str
     author_exists: bool
     message: str
+    author_subject: str | None = None
+    """The token subject the author is bound to (looked up by the API)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -42,12 +45,14 @@ class LikePost:
     post_id: str
     user_id: str
     user_exists: bool
+    user_subject: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class UnlikePost:
     post_id: str
     user_id: str
+    user_subject: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -57,6 +62,7 @@ class AddComment:
     author_id: str
     author_exists: bool
     text: str
+    author_subject: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -92,6 +98,7 @@ class PostCreated:
     post_id: str
     author_id: str
     message: str
+    author_subject: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -123,6 +130,7 @@ class CommentAdded:
     comment_id: str
     author_id: str
     text: str
+    author_subject: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -158,6 +166,7 @@ class Comment:
     comment_id: str
     author_id: str
     text: str
+    author_subject: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -169,6 +178,7 @@ class Post:
     message: str = ""
     liked_by: tuple[str, ...] = ()
     comments: tuple[Comment, ...] = ()
+    author_subject: str | None = None
 
     def comment(self, comment_id: str) -> Comment | None:
         return next((c for c in self.comments if c.comment_id == comment_id), None)
@@ -205,7 +215,14 @@ def decide(command: Command, state: Post) -> Sequence[Event]:
         message = _message(command.message)
         if not command.author_exists:
             raise NotFound(f"author {quoted(command.author_id)} does not exist")
-        return [PostCreated(post_id=command.post_id, author_id=command.author_id, message=message)]
+        return [
+            PostCreated(
+                post_id=command.post_id,
+                author_id=command.author_id,
+                message=message,
+                author_subject=command.author_subject,
+            )
+        ]
     if not state.exists:
         raise NotFound(f"post {quoted(command.post_id)} does not exist")
     if state.deleted:
@@ -242,6 +259,7 @@ def decide(command: Command, state: Post) -> Sequence[Event]:
                     comment_id=command.comment_id,
                     author_id=command.author_id,
                     text=text,
+                    author_subject=command.author_subject,
                 )
             ]
         case EditComment():
@@ -263,7 +281,11 @@ def evolve(state: Post, event: Event) -> Post:
     match event:
         case PostCreated():
             return Post(
-                exists=True, post_id=event.post_id, author_id=event.author_id, message=event.message
+                exists=True,
+                post_id=event.post_id,
+                author_id=event.author_id,
+                message=event.message,
+                author_subject=event.author_subject,
             )
         case PostEdited():
             return replace(state, message=event.message)
@@ -275,7 +297,10 @@ def evolve(state: Post, event: Event) -> Post:
             return replace(state, liked_by=tuple(u for u in state.liked_by if u != event.user_id))
         case CommentAdded():
             comment = Comment(
-                comment_id=event.comment_id, author_id=event.author_id, text=event.text
+                comment_id=event.comment_id,
+                author_id=event.author_id,
+                text=event.text,
+                author_subject=event.author_subject,
             )
             return replace(state, comments=(*state.comments, comment))
         case CommentEdited():
@@ -289,6 +314,28 @@ def evolve(state: Post, event: Event) -> Post:
             return replace(state, comments=comments)
         case _:
             assert_never(event)
+
+
+def authorize(command: Command, state: Post, actor: Actor) -> None:
+    """Users post, like and comment as themselves, and edit or delete only their own posts and
+    comments; admins may do all of it for anyone. A post or comment that does not exist is
+    left to `decide` (NOT_FOUND)."""
+    match command:
+        case CreatePost():
+            acting_as(actor, command.author_subject, "post only as yourself")
+        case EditPost() | DeletePost():
+            if state.exists:
+                acting_as(actor, state.author_subject, "edit or delete only your own posts")
+        case LikePost() | UnlikePost():
+            acting_as(actor, command.user_subject, "like or unlike only as yourself")
+        case AddComment():
+            acting_as(actor, command.author_subject, "comment only as yourself")
+        case EditComment() | RemoveComment():
+            comment = state.comment(command.comment_id)
+            if comment is not None:
+                acting_as(actor, comment.author_subject, "edit or remove only your own comments")
+        case _:
+            assert_never(command)
 
 
 DECIDER: Decider[Command, Post, Event] = Decider(
@@ -307,4 +354,5 @@ DECIDER: Decider[Command, Post, Event] = Decider(
     ),
     decide=decide,
     evolve=evolve,
+    authorize=authorize,
 )

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import assert_never
 
+from domain.access import Actor, acting_as
 from domain.decider import Decider
 from domain.errors import Duplicate, NotFound, ValidationFailed
 from domain.text import quoted
@@ -43,6 +44,8 @@ class ReviewProduct:
     user_exists: bool
     rating: int
     text: str
+    user_subject: str | None = None
+    """The token subject the reviewing user is bound to (looked up by the API)."""
 
 
 Command = ReviewProduct
@@ -127,6 +130,11 @@ def evolve(state: Review, event: Event) -> Review:
             assert_never(event)
 
 
+def authorize(command: Command, state: Review, actor: Actor) -> None:
+    """Users review as themselves; admins as anyone."""
+    acting_as(actor, command.user_subject, "review only as yourself")
+
+
 DECIDER: Decider[Command, Review, Event] = Decider(
     stream_type=STREAM_TYPE,
     state_type=Review,
@@ -134,4 +142,5 @@ DECIDER: Decider[Command, Review, Event] = Decider(
     event_types=(ProductReviewed,),
     decide=decide,
     evolve=evolve,
+    authorize=authorize,
 )

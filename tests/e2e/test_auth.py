@@ -323,3 +323,82 @@ async def test_the_catalog_and_shipping_are_for_admins(secured: tuple[Server, st
     assert await count_events(url) == before
     added = post(server, ADD_PRODUCT, token("root", "admin"), input=product).json()
     assert added["data"]["addProduct"]["streamId"]
+
+
+def mutate(server: Server, bearer: str | None, mutation: str, /, **fields: Any) -> httpx.Response:
+    input_type = mutation[0].upper() + mutation[1:] + "Input"
+    document = (
+        f"mutation($input: {input_type}!) {{ {mutation}(input: $input) "
+        "{ streamId position events { type data } } }"
+    )
+    return post(server, document, bearer, input=fields)
+
+
+def done(response: httpx.Response) -> dict[str, Any]:
+    body = response.json()
+    assert "errors" not in body, body
+    return dict(next(iter(body["data"].values())))
+
+
+async def test_users_act_only_as_themselves_on_orders_posts_and_reviews(
+    secured: tuple[Server, str],
+) -> None:
+    server, url = secured
+    ada, bob = token(f"ada-{uuid.uuid4().hex[:6]}"), token(f"bob-{uuid.uuid4().hex[:6]}")
+    ada_id = done(register(server, ada))["streamId"]
+    bob_id = done(register(server, bob))["streamId"]
+    admin = token("root", "admin")
+    sku = f"SKU-{uuid.uuid4().hex[:8]}"
+    product = done(mutate(server, admin, "addProduct", sku=sku, name="Lamp", priceCents=100))
+    address = {"line1": "1 Main St", "city": "Springfield", "postalCode": "1", "country": "US"}
+
+    order = done(mutate(server, ada, "createOrder", customerId=ada_id, shippingAddress=address))
+    post_ = done(mutate(server, ada, "createPost", authorId=ada_id, message="Hello"))
+    comment = done(
+        mutate(server, bob, "addComment", postId=post_["streamId"], authorId=bob_id, text="Hi")
+    )
+    comment_id = comment["events"][0]["data"]["comment_id"]
+    before = await count_events(url)
+    refused: list[tuple[str, dict[str, Any], str]] = [
+        ("createOrder", {"customerId": ada_id, "shippingAddress": address}, "FORBIDDEN"),
+        (
+            "addLineItem",
+            {"orderId": order["streamId"], "productId": product["streamId"], "quantity": 1},
+            "NOT_FOUND",
+        ),
+        ("placeOrder", {"orderId": order["streamId"]}, "NOT_FOUND"),
+        ("cancelOrder", {"orderId": order["streamId"], "reason": "mine now"}, "NOT_FOUND"),
+        ("createPost", {"authorId": ada_id, "message": "I am Ada"}, "FORBIDDEN"),
+        ("editPost", {"postId": post_["streamId"], "message": "Defaced"}, "FORBIDDEN"),
+        ("deletePost", {"postId": post_["streamId"]}, "FORBIDDEN"),
+        ("likePost", {"postId": post_["streamId"], "userId": ada_id}, "FORBIDDEN"),
+        ("addComment", {"postId": post_["streamId"], "authorId": ada_id, "text": "x"}, "FORBIDDEN"),
+        (
+            "reviewProduct",
+            {"productId": product["streamId"], "userId": ada_id, "rating": 1, "text": "Bad"},
+            "FORBIDDEN",
+        ),
+    ]
+    for name, fields, code in refused:
+        assert code_of(mutate(server, bob, name, **fields)) == code, (name, fields)
+    # Ada may not remove Bob's comment on her post either: a comment is its author's.
+    removal = {"postId": post_["streamId"], "commentId": comment_id}
+    assert code_of(mutate(server, ada, "removeComment", **removal)) == "FORBIDDEN"
+    assert await count_events(url) == before
+
+    # Each as themselves: all fine; and an admin may act for anyone.
+    done(mutate(server, bob, "likePost", postId=post_["streamId"], userId=bob_id))
+    done(mutate(server, ada, "editPost", postId=post_["streamId"], message="Hello, world"))
+    done(mutate(server, bob, "removeComment", **removal))
+    done(
+        mutate(
+            server,
+            bob,
+            "reviewProduct",
+            productId=product["streamId"],
+            userId=bob_id,
+            rating=5,
+            text="Bright",
+        )
+    )
+    done(mutate(server, admin, "cancelOrder", orderId=order["streamId"], reason="support"))

@@ -10,6 +10,7 @@ import pytest
 from domain import catalog, orders, posts, reviews, users
 from domain.access import SERVICE, Actor, Forbidden, SignInRequired
 from domain.decider import Decider
+from domain.errors import NotFound
 
 ANONYMOUS = Actor()
 OWNER = Actor(subject="ada", roles=frozenset({"user"}))
@@ -24,6 +25,30 @@ ADA = users.DECIDER.fold(
 UNBOUND = users.DECIDER.fold(
     users.INITIAL_STATE,
     [users.UserRegistered(user_id="u2", email="b@x.io", name="Bea", age=36)],
+)
+
+ADDRESS = orders.Address(line1="1 Main St", city="Springfield", postal_code="1", country="US")
+ENTRY = orders.CatalogEntry(sku="S", name="Lamp", unit_price_cents=100)
+ADAS_ORDER = orders.DECIDER.fold(
+    orders.INITIAL_STATE,
+    [
+        orders.OrderCreated(
+            order_id="o", customer_id="u1", shipping_address=ADDRESS, customer_subject="ada"
+        )
+    ],
+)
+UNBOUND_ORDER = orders.DECIDER.fold(
+    orders.INITIAL_STATE,
+    [orders.OrderCreated(order_id="o", customer_id="u2", shipping_address=ADDRESS)],
+)
+ADAS_POST = posts.DECIDER.fold(
+    posts.INITIAL_STATE,
+    [
+        posts.PostCreated(post_id="p", author_id="u1", message="Hi", author_subject="ada"),
+        posts.CommentAdded(
+            post_id="p", comment_id="c1", author_id="u1", text="Yo", author_subject="ada"
+        ),
+    ],
 )
 
 ok = None
@@ -89,21 +114,96 @@ CASES: list[tuple[str, Decider[Any, Any, Any], Any, Any, dict[Actor, type[Except
         )
     ),
     (
-        "orders: place (anyone signed in, for now)",
+        "orders: create as oneself",
+        orders.DECIDER,
+        orders.CreateOrder(
+            order_id="o",
+            customer_id="u1",
+            customer_exists=True,
+            shipping_address=ADDRESS,
+            customer_subject="ada",
+        ),
+        orders.INITIAL_STATE,
+        {ANONYMOUS: SignInRequired, OWNER: ok, OTHER: Forbidden, ADMIN: ok},
+    ),
+    *(
+        (
+            f"orders: {type(command).__name__} on one's own order",
+            orders.DECIDER,
+            command,
+            ADAS_ORDER,
+            # Another's order is NOT_FOUND to them: not a hint that it exists.
+            {ANONYMOUS: SignInRequired, OWNER: ok, OTHER: NotFound, ADMIN: ok, SERVICE: ok},
+        )
+        for command in (
+            orders.AddLineItem(order_id="o", product_id="p", quantity=1, product=ENTRY),
+            orders.RemoveLineItem(order_id="o", product_id="p"),
+            orders.PlaceOrder(order_id="o"),
+            orders.PayOrder(order_id="o", amount_cents=1, method="card"),
+            orders.CancelOrder(order_id="o", reason="changed my mind"),
+        )
+    ),
+    (
+        "orders: an order bound to no subject is for admins",
         orders.DECIDER,
         orders.PlaceOrder(order_id="o"),
-        orders.INITIAL_STATE,
-        {ANONYMOUS: SignInRequired, OWNER: ok, ADMIN: ok},
+        UNBOUND_ORDER,
+        {OWNER: NotFound, OPEN_MODE_ADMIN: ok},
     ),
     (
-        "posts: create (anyone signed in, for now)",
+        "posts: create as oneself",
         posts.DECIDER,
-        posts.CreatePost(post_id="p", author_id="u1", author_exists=True, message="Hi"),
+        posts.CreatePost(
+            post_id="p", author_id="u1", author_exists=True, message="Hi", author_subject="ada"
+        ),
         posts.INITIAL_STATE,
-        {ANONYMOUS: SignInRequired, OWNER: ok, OPEN_MODE_ADMIN: ok},
+        {ANONYMOUS: SignInRequired, OWNER: ok, OTHER: Forbidden, OPEN_MODE_ADMIN: ok},
+    ),
+    *(
+        (
+            f"posts: {type(command).__name__} of one's own",
+            posts.DECIDER,
+            command,
+            ADAS_POST,
+            {ANONYMOUS: SignInRequired, OWNER: ok, OTHER: Forbidden, ADMIN: ok},
+        )
+        for command in (
+            posts.EditPost(post_id="p", message="Bye"),
+            posts.DeletePost(post_id="p"),
+            posts.EditComment(post_id="p", comment_id="c1", text="Edited"),
+            posts.RemoveComment(post_id="p", comment_id="c1"),
+        )
+    ),
+    *(
+        (
+            f"posts: {type(command).__name__} as oneself",
+            posts.DECIDER,
+            command,
+            ADAS_POST,
+            {ANONYMOUS: SignInRequired, OWNER: ok, OTHER: Forbidden, ADMIN: ok},
+        )
+        for command in (
+            posts.LikePost(post_id="p", user_id="u1", user_exists=True, user_subject="ada"),
+            posts.UnlikePost(post_id="p", user_id="u1", user_subject="ada"),
+            posts.AddComment(
+                post_id="p",
+                comment_id="c2",
+                author_id="u1",
+                author_exists=True,
+                text="Hi",
+                author_subject="ada",
+            ),
+        )
     ),
     (
-        "reviews: review (anyone signed in, for now)",
+        "posts: a post that does not exist is left to decide (NOT_FOUND)",
+        posts.DECIDER,
+        posts.EditPost(post_id="nope", message="x"),
+        posts.INITIAL_STATE,
+        {OTHER: ok},
+    ),
+    (
+        "reviews: review as oneself",
         reviews.DECIDER,
         reviews.ReviewProduct(
             review_id=reviews.review_id("p", "u1"),
@@ -113,9 +213,10 @@ CASES: list[tuple[str, Decider[Any, Any, Any], Any, Any, dict[Actor, type[Except
             user_exists=True,
             rating=5,
             text="Good",
+            user_subject="ada",
         ),
         reviews.INITIAL_STATE,
-        {ANONYMOUS: SignInRequired, OWNER: ok},
+        {ANONYMOUS: SignInRequired, OWNER: ok, OTHER: Forbidden, ADMIN: ok},
     ),
 ]
 
