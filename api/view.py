@@ -199,6 +199,15 @@ class Authenticating:
     async def refuse(self, message: str) -> None:
         raise NotImplementedError
 
+    async def handle(self) -> None:
+        """The protocol's own loop; then the expiry timer goes with the socket, rather than
+        sleeping on until a long-lived token would have expired."""
+        try:
+            await super().handle()  # type: ignore[misc]
+        finally:
+            if self.expiry is not None:
+                self.expiry.cancel()
+
 
 class TransportWSHandler(Authenticating, BaseGraphQLTransportWSHandler[Context, None]):
     """graphql-transport-ws, closing 4400 on any message that breaks the protocol and 4403 on
