@@ -276,8 +276,14 @@ class LegacyGraphQLWSHandler(Authenticating, BaseGraphQLWSHandler[Context, None]
                 error["id"] = message["id"]
             await self.websocket.send_json(error)
             return
-        if kind == "connection_init" and not await self.authenticate(message.get("payload")):
-            return
+        if kind == "connection_init":
+            if self.connection_acknowledged:
+                # Once only: a second init must not swap the connection's identity.
+                error = {"message": "the connection is initialised already"}
+                await self.websocket.send_json({"type": "connection_error", "payload": error})
+                return
+            if not await self.authenticate(message.get("payload")):
+                return
         await super().handle_message(cast(Any, message))
 
     async def refuse(self, message: str) -> None:

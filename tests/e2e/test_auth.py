@@ -402,3 +402,21 @@ async def test_users_act_only_as_themselves_on_orders_posts_and_reviews(
         )
     )
     done(mutate(server, admin, "cancelOrder", orderId=order["streamId"], reason="support"))
+
+
+async def test_a_legacy_connection_cannot_change_its_identity_with_a_second_init(
+    secured: tuple[Server, str],
+) -> None:
+    server, _ = secured
+    socket = await raw_socket(server, LEGACY_WS)
+    await _init(socket, LEGACY_WS, token("first-user"))
+    async with asyncio.timeout(10):
+        while json.loads(await socket.recv())["type"] != "connection_ack":
+            pass
+    await _init(socket, LEGACY_WS, token("root", "admin"))
+    async with asyncio.timeout(10):
+        while (reply := json.loads(await socket.recv()))["type"] == "ka":
+            pass
+    assert reply["type"] == "connection_error", reply
+    assert "initialised already" in reply["payload"]["message"]
+    await socket.close()
