@@ -170,7 +170,7 @@ class CommandHandler:
         if context.command_id is not None:
             prior = await self.store.processed_command(context.command_id)
             if prior is not None:
-                return _replayed(prior, identity)
+                return _replayed(prior, identity, context.actor)
         metadata: dict[str, object] = {
             "commandId": context.command_id or str(uuid.uuid4()),
             "correlationId": context.correlation_id or context.command_id,
@@ -192,11 +192,11 @@ class CommandHandler:
                 # A refusal (or nothing to do, below) may come of a concurrent run under this
                 # id having just done it: that run answers, and no refusal names its stream.
                 if prior := await self._processed(context.command_id):
-                    return _replayed(prior, identity)
+                    return _replayed(prior, identity, context.actor)
                 raise
             if not new_events:
                 if prior := await self._processed(context.command_id):
-                    return _replayed(prior, identity)
+                    return _replayed(prior, identity, context.actor)
                 position = await self.store.last_position_of(stream_id)
                 return CommandOutcome(
                     stream_id=stream_id, version=loaded.version, position=position or 0, events=()
@@ -218,12 +218,12 @@ class CommandHandler:
                 # A concurrent run of the same command id won; its result is ours.
                 prior = done.prior or await self.store.processed_command(done.command_id)
                 assert prior is not None
-                return _replayed(prior, identity)
+                return _replayed(prior, identity, context.actor)
             except WrongExpectedVersion as conflict:
                 # The writer that moved the stream (or took the key) may be a concurrent run
                 # under the same command id, new streams being named after it.
                 if prior := await self._processed(context.command_id):
-                    return _replayed(prior, identity)
+                    return _replayed(prior, identity, context.actor)
                 if conflict.stream_id != stream_id:
                     claim = next(
                         c for c in decider.claims(command) if c.stream_id == conflict.stream_id
@@ -285,9 +285,13 @@ class CommandHandler:
             log.warning("could not snapshot %s at version %s", stream_id, version, exc_info=True)
 
 
-def _replayed(prior: ProcessedCommand, identity: CommandIdentity) -> CommandOutcome:
-    """The first result of the command sent again; a different command may not have it."""
-    if not prior.is_run_of(identity):
+def _replayed(
+    prior: ProcessedCommand, identity: CommandIdentity, actor: str | None
+) -> CommandOutcome:
+    """The first result of the command sent again; a different command, or the same one sent
+    by another caller, may not have it (a commandId is no key to another's results)."""
+    sent_by = prior.events[0].metadata.get("actor") if prior.events else actor
+    if not prior.is_run_of(identity) or sent_by != actor:
         raise CommandIdReused(prior.command_id)
     return CommandOutcome(
         stream_id=prior.stream_id,

@@ -420,3 +420,23 @@ async def test_a_legacy_connection_cannot_change_its_identity_with_a_second_init
     assert reply["type"] == "connection_error", reply
     assert "initialised already" in reply["payload"]["message"]
     await socket.close()
+
+
+async def test_a_command_id_is_no_key_to_another_callers_result(
+    secured: tuple[Server, str],
+) -> None:
+    """The same request under the same commandId replays for its sender only: to anyone else
+    it is DUPLICATE, naming nothing of the first."""
+    server, url = secured
+    ada = token(f"ada-{uuid.uuid4().hex[:6]}")
+    command_id = f"cmd-{uuid.uuid4()}"
+    fields = {"email": unique_email(), "name": "Ada", "age": 36, "commandId": command_id}
+    first = done(post(server, REGISTER, ada, input=fields))
+    again = post(server, REGISTER, ada, input=fields).json()["data"]["registerUser"]
+    assert again["streamId"] == first["streamId"]
+    before = await count_events(url)
+    for other in (token(f"eve-{uuid.uuid4().hex[:6]}"), token("root", "admin")):
+        stolen = post(server, REGISTER, other, input=fields)
+        assert code_of(stolen) == "DUPLICATE", stolen.text
+        assert first["streamId"] not in stolen.text and fields["email"] not in stolen.text
+    assert await count_events(url) == before
