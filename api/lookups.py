@@ -12,10 +12,6 @@ from domain.decider import CLAIMS, Claim
 from domain.orders import CatalogEntry
 
 
-async def user_exists(info: Info, user_id: str) -> bool:
-    return (await user_state(info, user_id)).registered
-
-
 async def user_state(info: Info, user_id: str) -> users.User:
     """The user `user_id` as the write side holds it: whether it exists, and the token subject
     it is bound to (who may act as it)."""

@@ -57,10 +57,6 @@ def signed_in(command: Any, state: Any, actor: Actor) -> None:
         raise SignInRequired("sign in to send commands")
 
 
-def admins_only(what: str) -> None:
-    raise Forbidden(f"only an admin may {what}")
-
-
 def acting_as(actor: Actor, subject: str | None, what: str) -> None:
     """The caller acts as the user bound to `subject` (None: bound to none), or is an admin."""
     signed_in(None, None, actor)
@@ -73,7 +69,7 @@ def acting_as(actor: Actor, subject: str | None, what: str) -> None:
 def require_admin(actor: Actor, what: str) -> None:
     signed_in(None, None, actor)
     if not actor.is_admin:
-        admins_only(what)
+        raise Forbidden(f"only an admin may {what}")
 
 
 def require_system(actor: Actor, what: str) -> None:
