@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from typing import cast
 
 import anyio
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -16,6 +17,7 @@ from starlette.routing import Route, WebSocketRoute
 
 from api.broadcast import RingListener, open_broadcast
 from api.context import Services
+from api.schema import ChronicleSchema
 from api.settings import Settings
 from api.view import graphql_endpoint
 from domain import catalog, orders, posts, reviews, users
@@ -171,13 +173,18 @@ async def _doorbell(
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings.from_env()
     graphql = graphql_endpoint(settings)
+    rate_limits = cast(ChronicleSchema, graphql.schema).rate_limits
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with services(settings) as built:
             app.state.services = built
             log.info("Chronicle ready: GraphQL at /graphql")
-            yield
+            try:
+                yield
+            finally:
+                if rate_limits is not None:
+                    await rate_limits.close()  # its Redis connections
 
     async def health(request: Request) -> Response:
         live = request.app.state.services.live

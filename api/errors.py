@@ -30,6 +30,7 @@ CODES = frozenset(
         "UNAUTHENTICATED",
         "FORBIDDEN",
         "FELL_BEHIND",
+        "RATE_LIMITED",
     }
 )
 

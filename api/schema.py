@@ -23,6 +23,7 @@ from api.order_commands import OrderMutations
 from api.orders import OrderQueries
 from api.post_commands import PostMutations
 from api.posts import PostQueries
+from api.rate_limits import RateLimited, RateLimits
 from api.reviews import ReviewMutations, ReviewQueries
 from api.scalars import SCALARS
 from api.settings import Settings
@@ -59,6 +60,8 @@ Mutation = merge_types(
 class ChronicleSchema(strawberry.Schema):
     documents: DocumentCache | None = None
     """The parsed and validated documents this schema keeps (see api/documents.py)."""
+    rate_limits: RateLimits | None = None
+    """The callers' budgets of mutations and subscription starts (see api/rate_limits.py)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("execution_context_class", PerEventExecutor)
@@ -95,6 +98,9 @@ def build_schema(settings: Settings | None = None) -> ChronicleSchema:
         RefuseUnstorableText,
         lambda: PreparedDocuments(documents),
     ]
+    rate_limits = RateLimits.from_settings(settings)
+    if rate_limits is not None:
+        extensions.append(lambda: RateLimited(rate_limits))
     schema = ChronicleSchema(
         query=Query,
         mutation=Mutation,
@@ -103,6 +109,7 @@ def build_schema(settings: Settings | None = None) -> ChronicleSchema:
         config=StrawberryConfig(scalar_map=SCALARS),
     )
     schema.documents = documents
+    schema.rate_limits = rate_limits
     return schema
 
 

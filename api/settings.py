@@ -54,6 +54,11 @@ class Settings:
     jwt_roles_claim: str = "roles"
     auth_off: bool = False
     """`CHRONICLE_AUTH=off`: serve open (no JWT setting) on a non-loopback address too."""
+    rate_limit: str | None = None
+    """Each caller's mutations, and apart from them its subscription starts, as a `limits` rate
+    (`20/second`, `100/minute`); None limits nothing (see api/rate_limits.py)."""
+    rate_limit_prefix: str = "chronicle"
+    """The prefix of the rate counters' keys in Redis."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -89,6 +94,8 @@ class Settings:
             jwt_audience=env.get("CHRONICLE_JWT_AUDIENCE") or None,
             jwt_roles_claim=env.get("CHRONICLE_JWT_ROLES_CLAIM") or defaults.jwt_roles_claim,
             auth_off=env.get("CHRONICLE_AUTH", "").strip().lower() == "off",
+            rate_limit=env.get("CHRONICLE_RATE_LIMIT", "").strip() or None,
+            rate_limit_prefix=env.get("CHRONICLE_RATE_LIMIT_PREFIX") or defaults.rate_limit_prefix,
         )
 
     @property

@@ -38,6 +38,8 @@ DOCUMENTED = {
     "FORBIDDEN",
     # the end of a subscription that fell behind the live feed (api/subscriptions.py)
     "FELL_BEHIND",
+    # a mutation or a subscription start over the caller's rate (api/rate_limits.py)
+    "RATE_LIMITED",
 }
 
 FAULTS = {StoreError, CommandAlreadyProcessed, UnknownEventSchema, DuplicateEventId}
