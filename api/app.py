@@ -25,6 +25,7 @@ from projections.catalog import ProductsProjector
 from projections.fulfilment import FulfilmentProcess
 from projections.live import LiveFeed
 from projections.orders import OrdersProjector
+from projections.owners import StreamOwnersProjector
 from projections.posts import PostsProjector
 from projections.projector import Projector
 from projections.reviews import ReviewsProjector
@@ -61,6 +62,7 @@ def all_projectors() -> list[Projector]:
         OrdersProjector(),
         PostsProjector(),
         ReviewsProjector(),
+        StreamOwnersProjector(r.decider for r in build_aggregates().registrations),
     ]
 
 

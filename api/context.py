@@ -48,6 +48,13 @@ class Context:
     """The verified caller (see api/auth.py)."""
     connection_params: dict[str, Any] | None = None
     """A websocket's connection_init payload."""
+    own_user_id: str | None = None
+    """The id of the user bound to the caller's subject, once looked up (api/scopes.py)."""
+
+    @property
+    def actor(self) -> Actor:
+        """The caller, as the domain's rules of who may do and read what know it."""
+        return Actor(subject=self.identity.subject, roles=self.identity.roles)
 
     def command_context(self, command_id: str | None) -> CommandContext:
         """Who sends a command: the verified identity, never a header the client chose; the
@@ -57,7 +64,7 @@ class Context:
             correlation_id=self.request.headers.get("x-correlation-id"),
             actor=self.identity.actor,
             roles=tuple(sorted(self.identity.roles)),
-            caller=Actor(subject=self.identity.subject, roles=self.identity.roles),
+            caller=self.actor,
         )
 
 

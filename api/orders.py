@@ -14,11 +14,13 @@ from api.money import Cents, ExactCents
 from api.reads import caught_up, page_errors
 from api.rows import from_row
 from api.scalars import Position
+from api.scopes import own_user_id, reads_user
 from api.unset import optional
 from api.users import User
 from domain import orders
 from projections import order_queries
 from projections.order_queries import OrderRow
+from projections.pagination import Page, check_page_size
 
 # The domain's statuses, as the GraphQL enum of the same name and values.
 OrderStatus = orders.OrderStatus
@@ -123,7 +125,9 @@ class OrderQueries:
     ) -> Order | None:
         await caught_up(info, "orders", min_position)
         row = await order_queries.get_order(info.context.services.engine, str(id))
-        return None if row is None else Order.of(row)
+        if row is None or not await reads_user(info, row.customer_id):
+            return None  # another user's order answers as one that does not exist
+        return Order.of(row)
 
     @strawberry.field
     async def orders(
@@ -137,12 +141,21 @@ class OrderQueries:
     ) -> Connection[Order]:
         await caught_up(info, "orders", min_position)
         chosen = optional(status)
+        customer = optional(customer_id)
+        if not info.context.actor.is_admin:
+            # A user's own orders only: another customer's are as if there were none.
+            own = await own_user_id(info)
+            if own is None or (customer is not None and customer != own):
+                with page_errors():
+                    check_page_size(20 if first is None else first)
+                return Connection.of(Page(items=[], total_count=0, has_next_page=False), Order.of)
+            customer = own
         with page_errors():
             page = await order_queries.list_orders(
                 info.context.services.engine,
                 first=20 if first is None else first,
                 after=optional(after),
-                customer_id=optional(customer_id),
+                customer_id=customer,
                 status=None if chosen is None else chosen.value,
             )
         return Connection.of(page, Order.of)

@@ -9,14 +9,16 @@ from uuid import UUID
 import strawberry
 
 from api.context import Info
-from api.errors import client_errors
+from api.errors import ClientError, client_errors
 from api.orders import Order
 from api.posts import Post
 from api.reads import checkpoint_after
 from api.scalars import Position
+from api.scopes import HIDDEN_STREAM_TYPE, OwnedStreams, reads_stream
 from api.streaming import SHARED_RESULTS
 from api.types import Event
 from api.unset import optional
+from domain.access import require_signed_in
 from projections import order_queries, post_queries
 from projections.errors import StaleRead
 from projections.live import EventFilter
@@ -68,16 +70,22 @@ class Subscription:
         stream_type: str | None = strawberry.UNSET,
         types: list[str] | None = strawberry.UNSET,
     ) -> AsyncGenerator[Event, None]:
+        actor = info.context.actor
+        with client_errors():
+            require_signed_in(actor, "events")
         checkpoint = await checkpoint_after(info, after)
         chosen = optional(types)
         accepts = EventFilter(
             stream_id=optional(stream_id),
             stream_type=optional(stream_type),
             types=None if chosen is None else frozenset(chosen),
+            hidden_stream_type=HIDDEN_STREAM_TYPE,
         )
+        owned = None if actor.is_admin else OwnedStreams(info, str(actor.subject))
         with client_errors():
             async for event in info.context.services.live.subscribe(accepts, after=checkpoint):
-                yield pushed(event)
+                if owned is None or await owned.admits(event):
+                    yield pushed(event)
 
     @strawberry.subscription(
         description="The order's read model each time a projection changes it."
@@ -85,6 +93,9 @@ class Subscription:
     async def order_changed(
         self, info: Info, order_id: strawberry.ID
     ) -> AsyncGenerator[Order, None]:
+        if not await reads_stream(info, str(order_id)):
+            # Another user's order, or none: the same answer, no hint that it exists.
+            raise ClientError("NOT_FOUND", f"no order {order_id}")
         sent = 0
         async for _ in _changes(info, str(order_id), "orders"):
             row = await order_queries.get_order(info.context.services.engine, str(order_id))

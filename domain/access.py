@@ -75,3 +75,28 @@ def require_admin(actor: Actor, what: str) -> None:
 def require_system(actor: Actor, what: str) -> None:
     """Commands only the service's own processes send (an admin may, to repair)."""
     require_admin(actor, what)
+
+
+# ---------------------------------------------------------------- reading
+
+
+def owns(actor: Actor, owner: str | None) -> bool:
+    """Whether `actor` may read what the subject `owner` owns (None: owned by no one): its
+    owner and admins may."""
+    return actor.is_admin or (actor.subject is not None and owner == actor.subject)
+
+
+def may_read(actor: Actor, owner: str | None, what: str) -> None:
+    """Private data (a user's email and age) is read by its owner and by admins; anyone else
+    is refused, an anonymous caller with SignInRequired."""
+    if owns(actor, owner):
+        return
+    if actor.subject is None:
+        raise SignInRequired(f"sign in to read {what}")
+    raise Forbidden(f"only its owner or an admin may read {what}")
+
+
+def require_signed_in(actor: Actor, what: str) -> None:
+    """Reads that show each caller what it owns need a caller."""
+    if actor.subject is None and not actor.is_admin:
+        raise SignInRequired(f"sign in to read {what}")

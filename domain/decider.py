@@ -8,7 +8,7 @@ aggregates can never hold the same key.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -77,6 +77,7 @@ class Decider(Generic[C, S, E]):
 
     `event_types` lists every event class `evolve` accepts; their class names are the stored
     event types. `authorize` decides who may send a command to a state (domain/access.py).
+    `owners` names the events that make a token subject the stream's owner.
     `schema_versions` gives an event type's current schema version when it is not 1, and
     `upcasters` turns a stored payload of (type, version) into version + 1.
     """
@@ -91,6 +92,9 @@ class Decider(Generic[C, S, E]):
     authorize: Callable[[C, S, Actor], None] = signed_in
     """Raises Forbidden (or SignInRequired) when the caller may not send the command to this
     state; by default anyone signed in may."""
+    owners: Mapping[type[Any], str] = field(default_factory=dict)
+    """The events that bind their stream to a token subject, each with the name of its field
+    that holds the subject: the stream's owner, who may read its events besides admins."""
     schema_versions: Mapping[str, int] = field(default_factory=dict)
     upcasters: Mapping[tuple[str, int], Upcaster] = field(default_factory=dict)
 
@@ -108,3 +112,13 @@ CLAIMS: Decider[Any, ClaimedKey, KeyClaimed] = Decider(
     decide=_claims_are_written_with_their_command,
     evolve=_hold,
 )
+
+
+def owner_fields(deciders: Iterable[Decider[Any, Any, Any]]) -> dict[str, str]:
+    """Each stored event type that binds its stream to an owner, with the payload field that
+    names the owner's token subject (see `Decider.owners`)."""
+    return {
+        event_type.__name__: name
+        for decider in deciders
+        for event_type, name in decider.owners.items()
+    }

@@ -527,4 +527,5 @@ DECIDER: Decider[Command, Order, Event] = Decider(
     decide=decide,
     evolve=evolve,
     authorize=authorize,
+    owners={OrderCreated: "customer_subject"},
 )

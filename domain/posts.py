@@ -355,4 +355,5 @@ DECIDER: Decider[Command, Post, Event] = Decider(
     decide=decide,
     evolve=evolve,
     authorize=authorize,
+    owners={PostCreated: "author_subject"},
 )

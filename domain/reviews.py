@@ -61,6 +61,8 @@ class ProductReviewed:
     user_id: str
     rating: int
     text: str
+    user_subject: str | None = None
+    """The token subject of the reviewing user: the review's owner."""
 
 
 Event = ProductReviewed
@@ -110,6 +112,7 @@ def decide(command: Command, state: Review) -> Sequence[Event]:
                     user_id=command.user_id,
                     rating=command.rating,
                     text=text,
+                    user_subject=command.user_subject,
                 )
             ]
         case _:
@@ -143,4 +146,5 @@ DECIDER: Decider[Command, Review, Event] = Decider(
     decide=decide,
     evolve=evolve,
     authorize=authorize,
+    owners={ProductReviewed: "user_subject"},
 )

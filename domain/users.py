@@ -228,4 +228,5 @@ DECIDER: Decider[Command, User, Event] = Decider(
     evolve=evolve,
     claims=claims,
     authorize=authorize,
+    owners={UserRegistered: "subject"},
 )

@@ -32,12 +32,15 @@ class EventFilter:
     stream_id: str | None = None
     stream_type: str | None = None
     types: frozenset[str] | None = None
+    hidden_stream_type: str | None = None
+    """A stream type never delivered (the internal uniqueness claims)."""
 
     def __call__(self, event: RecordedEvent) -> bool:
         return (
             (self.stream_id is None or event.stream_id == self.stream_id)
             and (self.stream_type is None or event.stream_type == self.stream_type)
             and (self.types is None or event.event_type in self.types)
+            and event.stream_type != self.hidden_stream_type
         )
 
 
@@ -194,6 +197,7 @@ class LiveFeed:
                 stream_id=accepts.stream_id,
                 stream_type=accepts.stream_type,
                 types=None if accepts.types is None else sorted(accepts.types),
+                hidden_stream_type=accepts.hidden_stream_type,
             )
             for event in batch:
                 if event.checkpoint > until:

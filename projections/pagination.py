@@ -86,8 +86,9 @@ _WORD = re.compile(r"[^\W_]+")
 """A run of letters and digits: the characters tsquery and tsvector parse as a word."""
 
 
-def prefix_query(search: str) -> str | None:
-    """`ada love` as the tsquery `ada:* & love:*`: every word, as a prefix.
+def prefix_query(search: str, *, weights: str = "") -> str | None:
+    """`ada love` as the tsquery `ada:* & love:*`: every word, as a prefix (of a lexeme of
+    these `weights` only, when given: `ada:*A`).
 
     A search text of more than MAX_SEARCH_LENGTH characters or MAX_SEARCH_WORDS words is an
     InvalidSearch: a long conjunction is a deep tsquery (PostgreSQL's stack depth limit at
@@ -98,7 +99,7 @@ def prefix_query(search: str) -> str | None:
     words = _WORD.findall(search.lower())
     if len(words) > MAX_SEARCH_WORDS:
         raise InvalidSearch(f"search must be at most {MAX_SEARCH_WORDS} words")
-    return " & ".join(f"{word}:*" for word in words) or None
+    return " & ".join(f"{word}:*{weights}" for word in words) or None
 
 
 def check_page_size(first: int) -> None:

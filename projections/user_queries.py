@@ -46,21 +46,27 @@ async def get_users(engine: AsyncEngine, ids: list[str]) -> dict[str, UserRow]:
         return {row.id: _row(row) for row in rows}
 
 
+NAME_WEIGHT = "A"
+"""The weight of name words in `users_view.search` (email words are B): see migration 0008."""
+
+
 async def list_users(
     engine: AsyncEngine,
     *,
     first: int,
     after: str | None = None,
     search: str | None = None,
+    search_emails: bool = True,
     min_age: int | None = None,
     max_age: int | None = None,
     age_group: str | None = None,
 ) -> Page[UserRow]:
-    """Users in registration order, filtered; `search` matches words of name and email."""
+    """Users in registration order, filtered; `search` matches words of the name, and of the
+    email when `search_emails` (for callers who may read email addresses)."""
     conditions: list[str] = []
     params: dict[str, Any] = {}
     if search is not None:
-        query = prefix_query(search)
+        query = prefix_query(search, weights="" if search_emails else NAME_WEIGHT)
         if query is None:
             return Page(items=[], total_count=0, has_next_page=False)
         conditions.append("search @@ to_tsquery('simple', :query)")

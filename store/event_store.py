@@ -126,6 +126,9 @@ class EventStore:
         stream_id: str | None = None,
         stream_type: str | None = None,
         types: Sequence[str] | None = None,
+        stream_ids: Sequence[str] | None = None,
+        hidden_stream_type: str | None = None,
+        until: FeedCheckpoint | None = None,
     ) -> list[RecordedEvent]:
         """The gap-safe feed: committed events after `after`, in (transaction id, position) order.
 
@@ -141,6 +144,9 @@ class EventStore:
             stream_id=stream_id,
             stream_type=stream_type,
             types=types,
+            stream_ids=stream_ids,
+            hidden_stream_type=hidden_stream_type,
+            until=until,
         )
 
     async def feed_head(self) -> FeedCheckpoint:

@@ -28,6 +28,10 @@ _FEED = text(
     WHERE (transaction_id, position) > (CAST(:tx AS text)::xid8, :position)
       AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
       AND (CAST(:stream_id AS text) IS NULL OR stream_id = :stream_id)
+      AND (CAST(:stream_ids AS text[]) IS NULL OR stream_id = ANY(CAST(:stream_ids AS text[])))
+      AND (CAST(:hidden_type AS text) IS NULL OR stream_type <> :hidden_type)
+      AND (CAST(:until_tx AS text) IS NULL
+           OR (transaction_id, position) <= (CAST(:until_tx AS text)::xid8, :until_position))
       AND (CAST(:stream_type AS text) IS NULL OR stream_type = :stream_type)
       AND (CAST(:types AS text[]) IS NULL OR event_type = ANY(CAST(:types AS text[])))
     ORDER BY events.transaction_id, events.position
@@ -57,8 +61,13 @@ async def read_feed(
     stream_id: str | None = None,
     stream_type: str | None = None,
     types: Sequence[str] | None = None,
+    stream_ids: Sequence[str] | None = None,
+    hidden_stream_type: str | None = None,
+    until: FeedCheckpoint | None = None,
 ) -> list[RecordedEvent]:
-    """Committed events after `after`, in feed order, optionally filtered by the database."""
+    """Committed events after `after` (and up to `until`), in feed order, optionally filtered
+    by the database: of one stream, of any of `stream_ids`, of a stream type or not of
+    `hidden_stream_type`, of some event types."""
     async with engine.connect() as connection:
         result = await connection.execute(
             _FEED,
@@ -68,6 +77,10 @@ async def read_feed(
                 "stream_id": stream_id,
                 "stream_type": stream_type,
                 "types": list(types) if types is not None else None,
+                "stream_ids": list(stream_ids) if stream_ids is not None else None,
+                "hidden_type": hidden_stream_type,
+                "until_tx": None if until is None else str(until.transaction_id),
+                "until_position": None if until is None else until.position,
                 "limit": limit,
             },
         )

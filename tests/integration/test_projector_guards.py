@@ -34,9 +34,15 @@ async def write_varied_workload(handler: CommandHandler, seed: int, commands: in
     order_ids = [f"o-{n}" for n in range(24)]
     post_ids = [f"post-{n}" for n in range(6)]
     prices = {p: 100 * (n + 1) for n, p in enumerate(product_ids)}
+    # Half the users are bound to a token subject (and own their streams), half to none.
+    subjects = {u: f"subject-{n}" if n % 2 == 0 else None for n, u in enumerate(user_ids)}
     for n, user_id in enumerate(user_ids):
         command = users.RegisterUser(
-            user_id=user_id, email=f"{user_id}@example.com", name=f"User {n}", age=13 + 9 * n
+            user_id=user_id,
+            email=f"{user_id}@example.com",
+            name=f"User {n}",
+            age=13 + 9 * n,
+            subject=subjects[user_id],
         )
         await handler.handle(users.DECIDER, user_id, command)
     for n, product_id in enumerate(product_ids):
@@ -49,16 +55,22 @@ async def write_varied_workload(handler: CommandHandler, seed: int, commands: in
         )
         await handler.handle(catalog.DECIDER, product_id, added)
     for order_id in order_ids:
+        customer = rng.choice(user_ids)
         created = orders.CreateOrder(
             order_id=order_id,
-            customer_id=rng.choice(user_ids),
+            customer_id=customer,
             customer_exists=True,
             shipping_address=ADDRESS,
+            customer_subject=subjects[customer],
         )
         await handler.handle(orders.DECIDER, order_id, created)
     for n, post_id in enumerate(post_ids):
         post = posts.CreatePost(
-            post_id=post_id, author_id=user_ids[n], author_exists=True, message=f"Hello {n}"
+            post_id=post_id,
+            author_id=user_ids[n],
+            author_exists=True,
+            message=f"Hello {n}",
+            author_subject=subjects[user_ids[n]],
         )
         await handler.handle(posts.DECIDER, post_id, post)
 

@@ -10,6 +10,7 @@ from sqlalchemy import event
 from starlette.requests import Request
 
 from api.app import services
+from api.auth import OPEN_MODE
 from api.context import Context, Services
 from api.loaders import Loaders
 from api.schema import build_schema
@@ -84,6 +85,7 @@ async def statements_for(built: Services, first: int) -> tuple[int, Any]:
             services=built,
             loaders=Loaders.for_request(built.engine),
             request=Request({"type": "http", "headers": [], "method": "POST"}),
+            identity=OPEN_MODE,  # an admin: every customer's orders
         )
         result = await build_schema(built.settings).execute(
             ORDERS, variable_values={"first": first}, context_value=context
