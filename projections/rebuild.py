@@ -5,6 +5,11 @@ indexes) and a checkpoint `<name>:rebuild` at the start of the feed; the runner 
 live tables and the copies. Once the copies have caught up, one transaction applies the last
 events, renames the copies into place, drops the old tables and moves the live checkpoint on:
 queries see the old tables until that commit and the new ones after it, never a partial table.
+
+The copies are made and swapped in by the database functions `create_rebuild_copy` and
+`swap_in_rebuild_copy` (migration 0009), which run with the schema owner's rights: the service
+may run as a role that cannot create, rename or drop tables, only hold TRUNCATE and INSERT on
+the read models it rebuilds (see store/grants.py).
 """
 
 from __future__ import annotations
@@ -23,6 +28,10 @@ from store.event_store import EventStore
 log = logging.getLogger(__name__)
 
 _HEAD = text("SELECT max(position) FROM events")
+# (Re)creates `<table>__rebuild` with the live table's grants; returns its name.
+_CREATE_COPY = text("SELECT create_rebuild_copy(:table)")
+# Renames the copy into place and drops the old table, in the caller's transaction.
+_SWAP_IN_COPY = text("SELECT swap_in_rebuild_copy(:table)")
 
 
 def rebuild_checkpoint(name: str) -> str:
@@ -44,9 +53,8 @@ async def start_rebuild(engine: AsyncEngine, projector: Projector) -> bool:
         if created is None:
             return False
         for table in projector.tables:
-            fresh = rebuild_table(table)
-            await connection.execute(text(f"DROP TABLE IF EXISTS {fresh}"))
-            await connection.execute(text(f"CREATE TABLE {fresh} (LIKE {table} INCLUDING ALL)"))
+            fresh = (await connection.execute(_CREATE_COPY, {"table": table})).scalar_one()
+            assert fresh == rebuild_table(table), (fresh, table)
         return True
 
 
@@ -64,10 +72,7 @@ async def swap_in(connection: AsyncConnection, projector: Projector) -> None:
     """Put the caught-up copies in place of the live tables (inside the caller's transaction,
     which holds both checkpoints locked and has applied every event up to the rebuild's)."""
     for table in projector.tables:
-        fresh = rebuild_table(table)
-        await connection.execute(text(f"ALTER TABLE {table} RENAME TO {table}__old"))
-        await connection.execute(text(f"ALTER TABLE {fresh} RENAME TO {table}"))
-        await connection.execute(text(f"DROP TABLE {table}__old"))
+        await connection.execute(_SWAP_IN_COPY, {"table": table})
     await connection.execute(
         text(
             "UPDATE projection_checkpoints AS live SET transaction_id = r.transaction_id, "
