@@ -1,4 +1,4 @@
-"""The `chronicle` command: serve, migrate, projections, schema, token."""
+"""The `chronicle` command: serve, migrate, projections, schema, grants, token."""
 
 from __future__ import annotations
 
@@ -231,6 +231,21 @@ def main(argv: Sequence[str] | None = None) -> None:
         "api/schema.graphql.",
     )
 
+    grants_parser = commands.add_parser(
+        "grants",
+        help="print (or apply) the grants of a least-privilege serving role",
+        description="Print the GRANT statements that let ROLE serve and nothing more: read and "
+        "append events (never update, delete or truncate them), write the read models and "
+        "checkpoints, rebuild read models through the owner's functions. With --apply, run "
+        "them in one transaction as DATABASE_URL's role (the schema owner, after `chronicle "
+        "migrate`); applying them again changes nothing. Then serve with DATABASE_URL of ROLE "
+        "and CHRONICLE_MIGRATE_ON_START=false.",
+    )
+    grants_parser.add_argument("--role", required=True, help="the serving role, e.g. chronicle_app")
+    grants_parser.add_argument(
+        "--apply", action="store_true", help="run the statements as DATABASE_URL's role"
+    )
+
     token_parser = commands.add_parser(
         "token",
         help="mint a token for local testing",
@@ -275,8 +290,33 @@ def main(argv: Sequence[str] | None = None) -> None:
         from api.schema import sdl
 
         sys.stdout.write(sdl())
+    elif args.command == "grants":
+        asyncio.run(_grants(settings, args.role, apply=args.apply))
     elif args.command == "token":
         _token(settings, args.sub, args.role, args.ttl)
+
+
+async def _grants(settings: Settings, role: str, *, apply: bool) -> None:
+    """Print the serving role's grants; with `apply`, run them first as the schema owner."""
+    from api.app import all_projectors
+    from store.database import create_engine
+    from store.grants import GrantRefused, apply_grants, grant_statements
+
+    read_models = [table for projector in all_projectors() for table in projector.tables]
+    if not apply:
+        print("\n".join(grant_statements(role, read_models)))
+        return
+    if settings.database_url is None:
+        raise SystemExit("chronicle grants --apply: set DATABASE_URL to the schema owner's URL")
+    engine = create_engine(settings.database_url, pool_size=1)
+    try:
+        statements = await apply_grants(engine, role, read_models)
+    except GrantRefused as refused:
+        raise SystemExit(f"chronicle grants: {refused}") from None
+    finally:
+        await engine.dispose()
+    print("\n".join(statements))
+    print(f"-- applied to role {role}", file=sys.stderr)
 
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}

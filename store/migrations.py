@@ -6,6 +6,7 @@ from pathlib import Path
 
 from alembic.config import Config
 from sqlalchemy import Connection
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from alembic import command
@@ -25,10 +26,23 @@ def alembic_config(connection: Connection | None = None) -> Config:
     return config
 
 
+class MigrationRefused(RuntimeError):
+    """The database refused the migrations to the engine's role: not the schema owner."""
+
+
 async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
     """Bring the schema to `revision`; safe to run from several processes at once."""
-    async with engine.begin() as connection:
-        await connection.run_sync(lambda c: command.upgrade(alembic_config(c), revision))
+    try:
+        async with engine.begin() as connection:
+            await connection.run_sync(lambda c: command.upgrade(alembic_config(c), revision))
+    except DBAPIError as error:
+        if getattr(error.orig, "sqlstate", None) != "42501":  # insufficient_privilege
+            raise
+        raise MigrationRefused(
+            f"the role of DATABASE_URL may not migrate ({error.orig}): run `chronicle migrate` "
+            "as the schema owner, and serve with CHRONICLE_MIGRATE_ON_START=false "
+            "(see `chronicle grants`)"
+        ) from error
 
 
 async def downgrade(engine: AsyncEngine, revision: str) -> None:
