@@ -14,9 +14,11 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route, WebSocketRoute
+from starlette.types import ASGIApp
 
 from api.broadcast import RingListener, open_broadcast
 from api.context import Services
+from api.headers import SecurityHeaders
 from api.schema import ChronicleSchema
 from api.settings import Settings
 from api.view import graphql_endpoint
@@ -172,6 +174,14 @@ async def _doorbell(
     return chosen, publish
 
 
+class Chronicle(Starlette):
+    """Starlette with the security headers outermost, outside even its error middleware: the
+    500 it answers an unhandled exception with carries them too."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return SecurityHeaders(super().build_middleware_stack())
+
+
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings.from_env()
     graphql = graphql_endpoint(settings)
@@ -201,7 +211,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def home(request: Request) -> Response:
         return RedirectResponse("/graphql")
 
-    return Starlette(
+    return Chronicle(
         routes=[
             Route("/", home),
             Route("/health", health),
