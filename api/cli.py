@@ -1,4 +1,4 @@
-"""The `chronicle` command: serve, migrate, projections, schema, grants, token."""
+"""The `chronicle` command: serve, migrate, projections, schema, grants, documents, token."""
 
 from __future__ import annotations
 
@@ -27,14 +27,16 @@ def serve(settings: Settings) -> None:
 
     from api.app import create_app
     from api.auth import Authenticator, OpenModeRefused, check_open_mode
+    from api.trusted import ManifestError
 
     _configure_logging(settings.log_level)
     try:
         check_open_mode(settings, Authenticator(settings))
-    except OpenModeRefused as refused:
+        app = create_app(settings)
+    except (OpenModeRefused, ManifestError) as refused:
         raise SystemExit(f"chronicle serve: {refused}") from None
     uvicorn.run(
-        create_app(settings),
+        app,
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
@@ -246,6 +248,25 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--apply", action="store_true", help="run the statements as DATABASE_URL's role"
     )
 
+    documents_parser = commands.add_parser(
+        "documents",
+        help="make the manifest of trusted documents",
+        description="Trusted documents (CHRONICLE_TRUSTED_DOCUMENTS).",
+    )
+    documents_commands = documents_parser.add_subparsers(
+        dest="documents_command", required=True, metavar="ACTION"
+    )
+    hash_parser = documents_commands.add_parser(
+        "hash",
+        help="print a manifest of trusted documents from .graphql files",
+        description="Print a manifest (JSON: each document's sha256 in hex to its text) of the "
+        "files given. Each file's whole text is one document, which may hold several operations "
+        "and their fragments: a client sends its id as documentId and picks an operation with "
+        "operationName. A file that does not parse or does not validate against the service's "
+        "schema is refused, and nothing is printed.",
+    )
+    hash_parser.add_argument("files", nargs="+", type=Path, metavar="FILE")
+
     token_parser = commands.add_parser(
         "token",
         help="mint a token for local testing",
@@ -294,6 +315,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         asyncio.run(_grants(settings, args.role, apply=args.apply))
     elif args.command == "token":
         _token(settings, args.sub, args.role, args.ttl)
+    elif args.command == "documents":
+        _hash_documents(args.files)
 
 
 async def _grants(settings: Settings, role: str, *, apply: bool) -> None:
@@ -317,6 +340,33 @@ async def _grants(settings: Settings, role: str, *, apply: bool) -> None:
         await engine.dispose()
     print("\n".join(statements))
     print(f"-- applied to role {role}", file=sys.stderr)
+
+
+def _hash_documents(files: list[Path]) -> None:
+    """Print the manifest of `files`, each checked against the schema first."""
+    import json
+
+    from graphql import GraphQLError, parse, validate
+
+    from api.schema import build_schema
+    from api.trusted import manifest_of
+
+    schema = build_schema()._schema
+    texts, problems = [], []
+    for file in files:
+        try:
+            text = file.read_text(encoding="utf-8")
+            errors = validate(schema, parse(text))
+        except (OSError, UnicodeDecodeError) as error:
+            problems.append(f"{file}: {error}")
+            continue
+        except GraphQLError as error:
+            errors = [error]
+        problems.extend(f"{file}: {error.message}" for error in errors)
+        texts.append(text)
+    if problems:
+        raise SystemExit("chronicle documents hash:\n" + "\n".join(problems))
+    print(json.dumps(manifest_of(texts), indent=2, ensure_ascii=False))
 
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}

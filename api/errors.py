@@ -30,6 +30,8 @@ CODES = frozenset(
         "UNAUTHENTICATED",
         "FORBIDDEN",
         "FELL_BEHIND",
+        "PERSISTED_QUERY_NOT_FOUND",
+        "TRUSTED_DOCUMENT_REQUIRED",
         "RATE_LIMITED",
     }
 )

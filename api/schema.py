@@ -18,6 +18,7 @@ from api.documents import DocumentCache, PreparedDocuments, limiter_rules
 from api.errors import ErrorCodes, triage
 from api.history import HistoryQueries
 from api.input_text import RefuseUnstorableText
+from api.introspection import AdminIntrospection
 from api.operations import OperationMutations, OperationQueries
 from api.order_commands import OrderMutations
 from api.orders import OrderQueries
@@ -98,6 +99,8 @@ def build_schema(settings: Settings | None = None) -> ChronicleSchema:
         RefuseUnstorableText,
         lambda: PreparedDocuments(documents),
     ]
+    if not settings.introspection_public:
+        extensions.append(AdminIntrospection)  # after PreparedDocuments: see its docstring
     rate_limits = RateLimits.from_settings(settings)
     if rate_limits is not None:
         extensions.append(lambda: RateLimited(rate_limits))

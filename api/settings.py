@@ -12,6 +12,10 @@ def _flag(value: str) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
+def _path(value: str) -> Path | None:
+    return Path(value.strip()) if value.strip() else None
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Settings:
     database_url: str | None = None
@@ -54,6 +58,14 @@ class Settings:
     jwt_roles_claim: str = "roles"
     auth_off: bool = False
     """`CHRONICLE_AUTH=off`: serve open (no JWT setting) on a non-loopback address too."""
+    trusted_documents: Path | None = None
+    """A manifest of trusted documents (sha256 -> text): callers who are not admins may run
+    only these (see api/trusted.py)."""
+    introspection_public: bool = False
+    """`CHRONICLE_INTROSPECTION=public`: anyone may introspect; otherwise admins only (every
+    caller is one in open mode)."""
+    graphiql: bool | None = None
+    """Serve GraphiQL at /graphql; None: in open mode only."""
     rate_limit: str | None = None
     """Each caller's mutations, and apart from them its subscription starts, as a `limits` rate
     (`20/second`, `100/minute`); None limits nothing (see api/rate_limits.py)."""
@@ -94,6 +106,9 @@ class Settings:
             jwt_audience=env.get("CHRONICLE_JWT_AUDIENCE") or None,
             jwt_roles_claim=env.get("CHRONICLE_JWT_ROLES_CLAIM") or defaults.jwt_roles_claim,
             auth_off=env.get("CHRONICLE_AUTH", "").strip().lower() == "off",
+            trusted_documents=_path(env.get("CHRONICLE_TRUSTED_DOCUMENTS", "")),
+            introspection_public=env.get("CHRONICLE_INTROSPECTION", "").strip().lower() == "public",
+            graphiql=_flag(env["CHRONICLE_GRAPHIQL"]) if env.get("CHRONICLE_GRAPHIQL") else None,
             rate_limit=env.get("CHRONICLE_RATE_LIMIT", "").strip() or None,
             rate_limit_prefix=env.get("CHRONICLE_RATE_LIMIT_PREFIX") or defaults.rate_limit_prefix,
         )

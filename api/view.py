@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import time
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
@@ -25,18 +26,24 @@ from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
 from strawberry.http import GraphQLRequestData
+from strawberry.http.base import BaseRequestProtocol
 from strawberry.http.exceptions import NonJsonMessageReceived, NonTextMessageReceived
 from strawberry.http.parse_content_type import parse_content_type
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
 )
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
+from strawberry.types import ExecutionResult, SubscriptionExecutionResult
 
 from api.auth import Authenticator, Identity, Unauthenticated, authorization_of
 from api.context import Context, Services
+from api.errors import ClientError
 from api.loaders import Loaders
 from api.schema import build_schema
 from api.settings import Settings
+from api.trusted import NO_MANIFEST, TrustedDocuments, load_manifest, names_a_document, requested_id
+
+log = logging.getLogger("chronicle")
 
 HTTP_CODES = {
     400: "BAD_REQUEST",
@@ -130,8 +137,9 @@ class ChronicleWebSocketAdapter(ASGIWebSocketAdapter):
 
 def _wrong_field(payload: dict[str, Any]) -> str | None:
     """What is wrong with an operation's payload (`query`, `variables`, ...), if anything."""
-    if not isinstance(payload.get("query"), str):
-        return "the payload's query must be a string"
+    query = payload.get("query")
+    if not isinstance(query, str) and not (query is None and names_a_document(payload)):
+        return "the payload's query must be a string (or absent, with a documentId)"
     for name in ("variables", "extensions"):
         if not isinstance(payload.get(name), dict | None):
             return f"the payload's {name} must be an object or null"
@@ -209,7 +217,29 @@ class Authenticating:
                 self.expiry.cancel()
 
 
-class TransportWSHandler(Authenticating, BaseGraphQLTransportWSHandler[Context, None]):
+class AdmittingDocuments:
+    """What both websocket protocols do with an operation before it runs: its document is
+    resolved from the trusted documents and refused if the caller may not send it."""
+
+    context: Context
+
+    async def admitted(self, operation_id: str, payload: dict[str, Any]) -> dict[str, Any] | None:
+        """The operation's payload with the text of its document; None once refused."""
+        view: ChronicleGraphQL = getattr(self, "view")  # noqa: B009 (the handler's)
+        try:
+            query = view.trusted.admit(payload, any_document=self.context.identity.is_admin)
+        except ClientError as refused:
+            await self.refuse_operation(operation_id, refused)
+            return None
+        return {**payload, "query": query}
+
+    async def refuse_operation(self, operation_id: str, error: ClientError) -> None:
+        raise NotImplementedError
+
+
+class TransportWSHandler(
+    Authenticating, AdmittingDocuments, BaseGraphQLTransportWSHandler[Context, None]
+):
     """graphql-transport-ws, closing 4400 on any message that breaks the protocol and 4403 on
     a bad token."""
 
@@ -220,10 +250,24 @@ class TransportWSHandler(Authenticating, BaseGraphQLTransportWSHandler[Context, 
         if message["type"] == "connection_init" and not self.connection_init_received:
             if not await self.authenticate(message.get("payload")):
                 return
+        if (
+            message["type"] == "subscribe"
+            and self.connection_acknowledged
+            and message["id"] not in self.operations  # else strawberry closes 4409
+        ):
+            payload = await self.admitted(message["id"], message["payload"])
+            if payload is None:
+                return
+            message = {**message, "payload": payload}
         await super().handle_message(message)
 
     async def refuse(self, message: str) -> None:
         await self.websocket.close(FORBIDDEN_CLOSE, close_reason(f"Forbidden: {message}"))
+
+    async def refuse_operation(self, operation_id: str, error: ClientError) -> None:
+        await self.websocket.send_json(
+            {"id": operation_id, "type": "error", "payload": [error.formatted]}
+        )
 
 
 LEGACY_MESSAGE_TYPES = frozenset({"connection_init", "connection_terminate", "start", "stop"})
@@ -242,7 +286,9 @@ def legacy_problem(message: dict[str, Any]) -> str | None:
     return None
 
 
-class LegacyGraphQLWSHandler(Authenticating, BaseGraphQLWSHandler[Context, None]):
+class LegacyGraphQLWSHandler(
+    Authenticating, AdmittingDocuments, BaseGraphQLWSHandler[Context, None]
+):
     """The legacy graphql-ws protocol, answering a message it cannot take with an error.
 
     Strawberry drops unknown or unparsable messages without a word and fails on malformed
@@ -284,12 +330,22 @@ class LegacyGraphQLWSHandler(Authenticating, BaseGraphQLWSHandler[Context, None]
                 return
             if not await self.authenticate(message.get("payload")):
                 return
+        if kind == "start" and self.connection_acknowledged:  # else strawberry closes 4401
+            payload = await self.admitted(message["id"], message["payload"])
+            if payload is None:
+                return
+            message = {**message, "payload": payload}
         await super().handle_message(cast(Any, message))
 
     async def refuse(self, message: str) -> None:
         payload = {"message": message, "extensions": {"code": "UNAUTHENTICATED"}}
         await self.websocket.send_json({"type": "connection_error", "payload": payload})
         await self.websocket.close(FORBIDDEN_CLOSE, close_reason(f"Forbidden: {message}"))
+
+    async def refuse_operation(self, operation_id: str, error: ClientError) -> None:
+        await self.websocket.send_json(
+            {"type": "error", "id": operation_id, "payload": error.formatted}
+        )
 
 
 class ChronicleGraphQL(GraphQL[Context, None]):
@@ -298,11 +354,17 @@ class ChronicleGraphQL(GraphQL[Context, None]):
     websocket_adapter_class = ChronicleWebSocketAdapter
 
     def __init__(
-        self, *args: Any, max_body_bytes: int, authenticator: Authenticator, **kwargs: Any
+        self,
+        *args: Any,
+        max_body_bytes: int,
+        authenticator: Authenticator,
+        trusted: TrustedDocuments = NO_MANIFEST,
+        **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.max_body_bytes = max_body_bytes
         self.authenticator = authenticator
+        self.trusted = trusted
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -335,6 +397,9 @@ class ChronicleGraphQL(GraphQL[Context, None]):
             return refusal(413, f"The request body is larger than {limit} bytes")
         except HTTPException as error:
             return refusal(error.status_code, error.reason)
+        except ClientError as refused:
+            # A document refused before it runs (api/trusted.py): a GraphQL answer, as FORBIDDEN is.
+            return JSONResponse({"errors": [refused.formatted]})
 
     def decode_json(self, data: str | bytes) -> object:
         try:
@@ -360,7 +425,45 @@ class ChronicleGraphQL(GraphQL[Context, None]):
             content_type, _ = parse_content_type(request.content_type or "")
             if "application/json" not in content_type:
                 raise HTTPException(415, "The request body must be application/json")
-        return await super().parse_http_body(request)
+        data = await super().parse_http_body(request)
+        if isinstance(data, GraphQLRequestData):  # batches are refused before this
+            named = {
+                "documentId": await self.sent_document_id(request),
+                "extensions": data.extensions,
+            }
+            data.query = self.trusted.resolve(data.query, requested_id(named))
+        return data
+
+    async def sent_document_id(self, request: AsyncHTTPRequestAdapter) -> object:
+        """The request's top-level `documentId`, which strawberry's parsing leaves out."""
+        if request.method == "GET":
+            return request.query_params.get("documentId")
+        body = await request.get_body()  # read already: Starlette keeps it
+        if b"documentId" not in body:
+            return None  # most requests: their body is not parsed a second time
+        fields = self.parse_json(body)
+        return fields.get("documentId") if isinstance(fields, dict) else None
+
+    async def execute_operation(  # noqa: PLR0917
+        self,
+        request: Request,
+        request_adapter: AsyncHTTPRequestAdapter,
+        request_data: GraphQLRequestData | list[GraphQLRequestData],
+        context: Context,
+        root_value: None,
+        sub_response: Response,
+    ) -> ExecutionResult | list[ExecutionResult] | SubscriptionExecutionResult:
+        # Here, and not while parsing, for the context's verified caller.
+        for data in request_data if isinstance(request_data, list) else [request_data]:
+            self.trusted.check(data.query, any_document=context.identity.is_admin)
+        return await super().execute_operation(
+            request, request_adapter, request_data, context, root_value, sub_response
+        )
+
+    def should_render_graphql_ide(self, request: BaseRequestProtocol) -> bool:
+        # A GET naming its document by id is an operation, not a browser asking for the page.
+        named = {"documentId", "extensions"} & set(request.query_params.keys())
+        return not named and super().should_render_graphql_ide(request)
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket | None = None
@@ -377,7 +480,20 @@ class ChronicleGraphQL(GraphQL[Context, None]):
 
 
 def graphql_endpoint(settings: Settings) -> ChronicleGraphQL:
-    """GraphiQL, HTTP and both websocket protocols (graphql-transport-ws, legacy graphql-ws)."""
+    """GraphiQL, HTTP and both websocket protocols (graphql-transport-ws, legacy graphql-ws).
+
+    The trusted documents' manifest is read here, once: a ManifestError stops the start.
+    GraphiQL is served when `settings.graphiql`, or by default in open mode only."""
+    authenticator = Authenticator(settings)
+    trusted = NO_MANIFEST
+    if settings.trusted_documents is not None:
+        trusted = load_manifest(settings.trusted_documents)
+        log.info(
+            "trusted documents: %d from %s; callers who are not admins run only these",
+            len(trusted),
+            settings.trusted_documents,
+        )
+    graphiql = authenticator.open if settings.graphiql is None else settings.graphiql
     return ChronicleGraphQL(
         build_schema(settings),
         keep_alive=True,
@@ -385,5 +501,7 @@ def graphql_endpoint(settings: Settings) -> ChronicleGraphQL:
         connection_init_wait_timeout=timedelta(seconds=settings.ws_init_timeout),
         allowed_origins=settings.allowed_origins,
         max_body_bytes=settings.max_body_bytes,
-        authenticator=Authenticator(settings),
+        authenticator=authenticator,
+        trusted=trusted,
+        graphql_ide="graphiql" if graphiql else None,
     )

@@ -40,6 +40,10 @@ DOCUMENTED = {
     "FELL_BEHIND",
     # a mutation or a subscription start over the caller's rate (api/rate_limits.py)
     "RATE_LIMITED",
+    # trusted documents (api/trusted.py): an id of no manifest document; a document of no
+    # manifest entry from a caller who is not an admin
+    "PERSISTED_QUERY_NOT_FOUND",
+    "TRUSTED_DOCUMENT_REQUIRED",
 }
 
 FAULTS = {StoreError, CommandAlreadyProcessed, UnknownEventSchema, DuplicateEventId}
