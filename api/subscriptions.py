@@ -93,6 +93,8 @@ class Subscription:
     async def order_changed(
         self, info: Info, order_id: strawberry.ID
     ) -> AsyncGenerator[Order, None]:
+        with client_errors():
+            require_signed_in(info.context.actor, "orders")
         if not await reads_stream(info, str(order_id)):
             # Another user's order, or none: the same answer, no hint that it exists.
             raise ClientError("NOT_FOUND", f"no order {order_id}")
