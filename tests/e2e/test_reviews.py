@@ -68,6 +68,7 @@ async def test_reviews_are_paged_and_rated(client: GraphQLClient) -> None:
                 "user_id": reviewers[0],
                 "rating": 5,
                 "text": "5",
+                "user_subject": None,  # open mode: the reviewer is bound to no subject
             },
         }
     ]
