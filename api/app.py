@@ -19,6 +19,7 @@ from starlette.types import ASGIApp
 from api.broadcast import RingListener, open_broadcast
 from api.context import Services
 from api.headers import SecurityHeaders
+from api.playground import playground_routes
 from api.schema import ChronicleSchema
 from api.settings import Settings
 from api.view import graphql_endpoint
@@ -217,6 +218,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/health", health),
             Route("/graphql", graphql),
             WebSocketRoute("/graphql", graphql),
+            *playground_routes(served=graphql.graphql_ide is not None),
         ],
         lifespan=lifespan,
     )

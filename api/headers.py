@@ -1,8 +1,9 @@
 """The security headers every HTTP response carries: GraphQL answers, refusals, /health, redirects,
 GraphiQL and the server's own errors.
 
-No `script-src` yet: GraphiQL's page loads its scripts from a CDN. `frame-ancestors 'none'` (and
-`X-Frame-Options` for browsers that predate it) keeps any page from framing ours.
+`frame-ancestors 'none'` (and `X-Frame-Options` for browsers that predate it) keeps any page
+from framing ours. A response that sets a header keeps its own: the playground's page and assets
+carry their stricter Content-Security-Policy (api/playground.py).
 """
 
 from __future__ import annotations

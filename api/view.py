@@ -39,6 +39,7 @@ from api.auth import Authenticator, Identity, Unauthenticated, authorization_of
 from api.context import Context, Services
 from api.errors import ClientError
 from api.loaders import Loaders
+from api.playground import playground_page
 from api.schema import build_schema
 from api.settings import Settings
 from api.trusted import NO_MANIFEST, TrustedDocuments, load_manifest, names_a_document, requested_id
@@ -459,6 +460,10 @@ class ChronicleGraphQL(GraphQL[Context, None]):
         return await super().execute_operation(
             request, request_adapter, request_data, context, root_value, sub_response
         )
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        # The playground built into the package, in place of strawberry's page from a CDN.
+        return playground_page()
 
     def should_render_graphql_ide(self, request: BaseRequestProtocol) -> bool:
         # A GET naming its document by id is an operation, not a browser asking for the page.
