@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import cast
 
 import anyio
@@ -13,7 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp
 
 from api.broadcast import RingListener, open_broadcast
@@ -42,6 +44,10 @@ from store.event_store import EventStore
 from store.serialization import Aggregates
 
 log = logging.getLogger("chronicle")
+
+STOREFRONT = Path(__file__).resolve().parent.parent / "examples" / "storefront" / "dist"
+"""The example frontend's committed build: there in a checkout (and so with `pip install -e .`);
+a wheel does not carry it, and then nothing is served at /examples/storefront."""
 
 
 def build_aggregates() -> Aggregates:
@@ -175,6 +181,14 @@ async def _doorbell(
     return chosen, publish
 
 
+def example_routes(storefront: Path = STOREFRONT) -> list[BaseRoute]:
+    """The example storefront at /examples/storefront, when its build is there."""
+    if not (storefront / "index.html").is_file():
+        return []
+    files = StaticFiles(directory=storefront, html=True)
+    return [Mount("/examples/storefront", app=files, name="storefront")]
+
+
 class Chronicle(Starlette):
     """Starlette with the security headers outermost, outside even its error middleware: the
     500 it answers an unhandled exception with carries them too."""
@@ -219,6 +233,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/graphql", graphql),
             WebSocketRoute("/graphql", graphql),
             *playground_routes(served=graphql.graphql_ide is not None),
+            *example_routes(),
         ],
         lifespan=lifespan,
     )

@@ -56,7 +56,8 @@ export function App() {
           <TokenField token={token} onChange={setToken} />
         </header>
         <main>
-          <Account user={user} onUser={setUser} token={token} />
+          {/* The client's own token: `token` changes a render before the client does. */}
+          <Account user={user} onUser={setUser} token={api.token} />
           <Products
             order={order}
             onOrderPosition={(position) => order && setOrder({ ...order, position })}

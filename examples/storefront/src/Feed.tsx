@@ -4,6 +4,7 @@ import {
   ADD_COMMENT,
   CREATE_POST,
   LIKE_POST,
+  POST,
   POST_CHANGED,
   POST_EVENTS,
   POSTS,
@@ -81,9 +82,17 @@ function NewPost({ user, onPosted }: { user: User; onPosted: (position: string) 
   );
 }
 
+/** One post: as listed, as `postChanged` last pushed it, or as read after our own like or
+ * comment (at its position, so it shows even before the push), whichever is newest. */
 function PostCard({ post: listed, user }: { post: Post; user: User | null }) {
   const [live] = useSubscription({ query: POST_CHANGED, variables: { postId: listed.id } });
-  const post = newest(listed, live.data?.postChanged) ?? listed;
+  const [ownWrite, setOwnWrite] = useState<string>();
+  const [reread] = useQuery({
+    query: POST,
+    variables: { id: listed.id, minPosition: ownWrite },
+    pause: ownWrite === undefined,
+  });
+  const post = newest(listed, live.data?.postChanged, reread.data?.post) ?? listed;
   const liked = user !== null && post.likedBy.includes(user.id);
 
   const [like, likeError] = useCommand(LIKE_POST);
@@ -91,9 +100,18 @@ function PostCard({ post: listed, user }: { post: Post; user: User | null }) {
   const [comment, commentError, commenting] = useCommand(ADD_COMMENT);
   const [text, setText] = useState('');
 
+  async function toggleLike(userId: string) {
+    const result = await (liked ? unlike : like)({ postId: post.id, userId });
+    if (result) setOwnWrite(result.position);
+  }
   async function submitComment(event: FormEvent) {
     event.preventDefault();
-    if (user && (await comment({ postId: post.id, authorId: user.id, text }))) setText('');
+    if (!user) return;
+    const result = await comment({ postId: post.id, authorId: user.id, text });
+    if (result) {
+      setText('');
+      setOwnWrite(result.position);
+    }
   }
 
   return (
@@ -104,10 +122,7 @@ function PostCard({ post: listed, user }: { post: Post; user: User | null }) {
         <span data-testid="like-count">{post.likeCount}</span>{' '}
         {post.likeCount === 1 ? 'like' : 'likes'}{' '}
         {user && (
-          <button
-            type="button"
-            onClick={() => (liked ? unlike : like)({ postId: post.id, userId: user.id })}
-          >
+          <button type="button" onClick={() => toggleLike(user.id)}>
             {liked ? 'Unlike' : 'Like'}
           </button>
         )}

@@ -14,6 +14,8 @@ export type Connection = 'connecting' | 'live' | 'reconnecting' | 'closed';
 
 export interface Api {
   client: Client;
+  /** The token this client sends, or '' for none. */
+  token: string;
   /** Closes the websocket: call it before making a client with another token. */
   dispose: () => void;
 }
@@ -66,5 +68,5 @@ export function createApi(
     // Reads here are of live data: show the cached answer at once, and ask the service again.
     requestPolicy: 'cache-and-network',
   });
-  return { client, dispose: () => void sockets.dispose() };
+  return { client, token, dispose: () => void sockets.dispose() };
 }

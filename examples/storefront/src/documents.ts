@@ -115,6 +115,13 @@ export const POSTS = gql<{ posts: { edges: { node: Post }[] } }, { minPosition?:
   ${POST_FIELDS}
 `;
 
+export const POST = gql<{ post: Post | null }, { id: string; minPosition?: string }>`
+  query Post($id: ID!, $minPosition: Position) {
+    post(id: $id, minPosition: $minPosition) { ...PostFields }
+  }
+  ${POST_FIELDS}
+`;
+
 /** New and deleted posts; a post's likes and comments come by postChanged, below. */
 export const POST_EVENTS = gql<{ events: { position: string; type: string } }>`
   subscription PostEvents {
