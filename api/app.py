@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import anyio
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -191,13 +191,18 @@ def example_routes(storefront: Path = STOREFRONT) -> list[BaseRoute]:
 
 class Chronicle(Starlette):
     """Starlette with the security headers outermost, outside even its error middleware: the
-    500 it answers an unhandled exception with carries them too."""
+    500 it answers an unhandled exception with carries them too. `drain()` ends what streams
+    over HTTP, before the server shuts down (api/server.py)."""
+
+    def __init__(self, *args: Any, drain: Callable[[], None], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.drain = drain
 
     def build_middleware_stack(self) -> ASGIApp:
         return SecurityHeaders(super().build_middleware_stack())
 
 
-def create_app(settings: Settings | None = None) -> Starlette:
+def create_app(settings: Settings | None = None) -> Chronicle:
     settings = settings or Settings.from_env()
     graphql = graphql_endpoint(settings)
     rate_limits = cast(ChronicleSchema, graphql.schema).rate_limits
@@ -236,4 +241,5 @@ def create_app(settings: Settings | None = None) -> Starlette:
             *example_routes(),
         ],
         lifespan=lifespan,
+        drain=graphql.drain,
     )

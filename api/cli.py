@@ -23,10 +23,9 @@ def _configure_logging(level: str) -> None:
 
 def serve(settings: Settings) -> None:
     """Run the GraphQL service with uvicorn until SIGINT or SIGTERM."""
-    import uvicorn
-
     from api.app import create_app
     from api.auth import Authenticator, OpenModeRefused, check_open_mode
+    from api.server import run
     from api.trusted import ManifestError
 
     _configure_logging(settings.log_level)
@@ -35,8 +34,9 @@ def serve(settings: Settings) -> None:
         app = create_app(settings)
     except (OpenModeRefused, ManifestError) as refused:
         raise SystemExit(f"chronicle serve: {refused}") from None
-    uvicorn.run(
+    run(
         app,
+        app.drain,
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,

@@ -1,4 +1,5 @@
-"""The GraphQL endpoint: queries and mutations over HTTP, subscriptions over websockets.
+"""The GraphQL endpoint: queries and mutations over HTTP, subscriptions over websockets and over
+HTTP (multipart; the spec's media types and statuses are api/graphql_http.py's).
 
 Whatever a client sends, it is answered in GraphQL's shape: a request the endpoint cannot take
 (too large, not JSON, not a JSON object, not UTF-8, an unsupported media type) gets a 4xx with
@@ -24,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
-from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
+from strawberry.asgi import ASGIWebSocketAdapter
 from strawberry.http import GraphQLRequestData
 from strawberry.http.base import BaseRequestProtocol
 from strawberry.http.exceptions import NonJsonMessageReceived, NonTextMessageReceived
@@ -38,6 +39,7 @@ from strawberry.types import ExecutionResult, SubscriptionExecutionResult
 from api.auth import Authenticator, Identity, Unauthenticated, authorization_of
 from api.context import Context, Services
 from api.errors import ClientError
+from api.graphql_http import GRAPHQL_RESPONSE, JSON, SpecGraphQL, request_error_status
 from api.loaders import Loaders
 from api.playground import playground_page
 from api.schema import build_schema
@@ -51,6 +53,7 @@ HTTP_CODES = {
     401: "UNAUTHENTICATED",
     404: "NOT_FOUND",
     405: "METHOD_NOT_ALLOWED",
+    406: "NOT_ACCEPTABLE",
     413: "PAYLOAD_TOO_LARGE",
     414: "URI_TOO_LONG",
     415: "UNSUPPORTED_MEDIA_TYPE",
@@ -65,11 +68,17 @@ MAX_CLOSE_REASON = 123
 """Bytes a websocket close frame has room for after its code (RFC 6455, 5.5)."""
 
 
-def refusal(status: int, message: str) -> Response:
-    """A request refused before GraphQL, as a GraphQL error body."""
+def refusal(
+    status: int, message: str, media: str | None = JSON, headers: dict[str, str] | None = None
+) -> Response:
+    """A request refused before GraphQL, as a GraphQL error body in the media type negotiated
+    (application/json if none was)."""
     code = HTTP_CODES.get(status, "BAD_REQUEST")
     body = {"errors": [{"message": message, "extensions": {"code": code}}]}
-    return JSONResponse(body, status_code=status)
+    if status == 405 and headers is None:
+        headers = {"Allow": "GET, POST"}
+    kind = GRAPHQL_RESPONSE if media == GRAPHQL_RESPONSE else JSON
+    return JSONResponse(body, status_code=status, headers=headers, media_type=kind)
 
 
 class BodyTooLarge(Exception):
@@ -349,10 +358,10 @@ class LegacyGraphQLWSHandler(
         )
 
 
-class ChronicleGraphQL(GraphQL[Context, None]):
+class ChronicleGraphQL(SpecGraphQL):
     graphql_ws_handler_class = LegacyGraphQLWSHandler
     graphql_transport_ws_handler_class = TransportWSHandler
-    websocket_adapter_class = ChronicleWebSocketAdapter
+    websocket_adapter_class = ChronicleWebSocketAdapter  # type: ignore[assignment]  # as strawberry's
 
     def __init__(
         self,
@@ -378,29 +387,37 @@ class ChronicleGraphQL(GraphQL[Context, None]):
         """The response to an HTTP request; a refusal in GraphQL's shape if it cannot be run."""
         limit = self.max_body_bytes
         request = Request(scope, receive=within(receive, limit))
+        media = request.state.media_type = self.media_type(request)
+        if media is None:
+            return refusal(406, f"Not acceptable: answers are {GRAPHQL_RESPONSE} or {JSON}")
         length = request.headers.get("content-length")
         if length is not None and not length.isdigit():
-            return refusal(400, "Content-Length must be a number of bytes")
+            return refusal(400, "Content-Length must be a number of bytes", media)
         if length is not None and int(length) > limit:
-            return refusal(413, f"The request body is larger than {limit} bytes")
+            return refusal(413, f"The request body is larger than {limit} bytes", media)
         longest = min(limit, MAX_QUERY_STRING)
         if len(scope.get("query_string", b"")) > longest:
-            return refusal(414, f"The query string is longer than {longest} bytes")
+            return refusal(414, f"The query string is longer than {longest} bytes", media)
         try:
             request.state.identity = await self.authenticator.identify(
                 request.headers.get("authorization")
             )
         except Unauthenticated as refused:
-            return refusal(401, refused.message)
+            return refusal(401, refused.message, media)
         try:
             return await self.run(request)
         except BodyTooLarge:
-            return refusal(413, f"The request body is larger than {limit} bytes")
+            return refusal(413, f"The request body is larger than {limit} bytes", media)
         except HTTPException as error:
-            return refusal(error.status_code, error.reason)
+            return refusal(error.status_code, error.reason, media, getattr(error, "headers", None))
         except ClientError as refused:
-            # A document refused before it runs (api/trusted.py): a GraphQL answer, as FORBIDDEN is.
-            return JSONResponse({"errors": [refused.formatted]})
+            # A document refused before it runs (api/trusted.py): a GraphQL answer, as FORBIDDEN
+            # is; in application/graphql-response+json a request error, with its status.
+            errors = [refused.formatted]
+            if media == GRAPHQL_RESPONSE:
+                status = request_error_status(errors)
+                return JSONResponse({"errors": errors}, status, media_type=GRAPHQL_RESPONSE)
+            return JSONResponse({"errors": errors})
 
     def decode_json(self, data: str | bytes) -> object:
         try:

@@ -158,7 +158,8 @@ async def test_other_refusals_of_the_endpoint_are_graphql_errors_too(
     refused(response, 400, "BAD_REQUEST")
     refused(await http.get("/graphql", headers=api), 400, "BAD_REQUEST")
     response = await http.get("/graphql", params={"query": "mutation { x }"}, headers=api)
-    refused(response, 400, "BAD_REQUEST")
+    refused(response, 405, "METHOD_NOT_ALLOWED")
+    assert response.headers["allow"] == "POST"
 
 
 # ---------------------------------------------------------------- validation cache and memory
