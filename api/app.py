@@ -20,6 +20,7 @@ from starlette.types import ASGIApp
 
 from api.broadcast import RingListener, open_broadcast
 from api.context import Services
+from api.cors import cors
 from api.headers import SecurityHeaders
 from api.playground import playground_routes
 from api.schema import ChronicleSchema
@@ -240,6 +241,7 @@ def create_app(settings: Settings | None = None) -> Chronicle:
             *playground_routes(served=graphql.graphql_ide is not None),
             *example_routes(),
         ],
+        middleware=[cors(settings.allowed_origins)],  # answers preflights before any route
         lifespan=lifespan,
         drain=graphql.drain,
     )
