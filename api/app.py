@@ -7,7 +7,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import anyio
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -43,6 +43,9 @@ from store.database import create_engine, plain_url
 from store.doorbell import RING_CHANNEL, Doorbell, Notify, pg_notifier
 from store.event_store import EventStore
 from store.serialization import Aggregates
+
+if TYPE_CHECKING:
+    from api.embedded_postgres import EmbeddedPostgres
 
 log = logging.getLogger("chronicle")
 
@@ -101,9 +104,8 @@ async def services(settings: Settings) -> AsyncIterator[Services]:
     stop = asyncio.Event()
     tasks: list[asyncio.Task[None]] = []
     async with contextlib.AsyncExitStack() as cleanup:
-        cleanup.callback(_log_stopped, embedded)
         if embedded is not None:
-            cleanup.push_async_callback(anyio.to_thread.run_sync, embedded.stop)
+            cleanup.push_async_callback(_let_go, embedded)
         cleanup.push_async_callback(engine.dispose)
         if settings.migrate_on_start:
             await migrations.upgrade(engine)
@@ -154,9 +156,13 @@ async def services(settings: Settings) -> AsyncIterator[Services]:
         )
 
 
-def _log_stopped(embedded: object | None) -> None:
-    if embedded is not None:
+async def _let_go(embedded: EmbeddedPostgres) -> None:
+    """Stop the embedded PostgreSQL, or only detach while another process serves from it (a
+    `chronicle projections status` beside a running `serve`)."""
+    if await anyio.to_thread.run_sync(embedded.stop):
         log.info("embedded PostgreSQL stopped")
+    else:
+        log.info("detached from the embedded PostgreSQL: another process still uses it")
 
 
 async def _doorbell(

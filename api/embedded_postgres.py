@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -72,15 +73,27 @@ class EmbeddedPostgres:
         self.url = url
         return url
 
-    def stop(self) -> None:
-        """Stop the server, whatever handles dead processes left behind; safe to call twice."""
+    def stop(self) -> bool:
+        """Let go of the server: stop it if this process is the last one using it (whatever
+        handles dead processes left behind). True if it stopped, False if it only detached and
+        another process still serves from it; safe to call twice."""
         if self._server is None:
-            return
+            return False
         server, self._server = self._server, None
         self._prune_dead_handles()
+        others = [pid for pid in self._handles() if pid != os.getpid()]
         # pgserver stops the server when the last live handle (this process) lets go.
         server.cleanup()
         self.url = None
+        return not others
+
+    def _handles(self) -> list[int]:
+        """The pids of the processes that hold the server."""
+        try:
+            pids = json.loads((self.pgdata / _HANDLES).read_text() or "[]")
+        except (FileNotFoundError, ValueError):
+            return []
+        return [pid for pid in pids if isinstance(pid, int)]
 
     def _prune_dead_handles(self) -> None:
         handles = self.pgdata / _HANDLES

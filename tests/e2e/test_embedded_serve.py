@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import signal
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -72,4 +75,31 @@ def test_a_server_left_by_a_crashed_process_is_reattached_then_stopped(tmp_path:
         assert call(second, REGISTER, email=unique_email())["registerUser"]["version"] == 1
     finally:
         second.stop()
+    assert postgres_processes(data_dir / "pgdata") == []
+
+
+def test_a_command_beside_a_running_server_detaches_and_leaves_it_running(
+    tmp_path: Path,
+) -> None:
+    data_dir = tmp_path / "data"
+    server = serve_embedded(data_dir, tmp_path / "serve.log")
+    try:
+        env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+        status = subprocess.run(
+            [sys.executable, "-m", "api.cli", "projections", "status"],
+            env={**env, "CHRONICLE_DATA_DIR": str(data_dir), "LOG_LEVEL": "info"},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert status.returncode == 0, status.stderr
+        assert "users" in status.stdout
+        # It let go of the server the other process serves from, and says so truthfully.
+        assert "detached from the embedded PostgreSQL" in status.stderr, status.stderr
+        assert "embedded PostgreSQL stopped" not in status.stderr, status.stderr
+        assert postgres_processes(data_dir / "pgdata"), "the server's database should still run"
+        assert call(server, REGISTER, email=unique_email())["registerUser"]["version"] == 1
+    finally:
+        server.stop()
+    assert "embedded PostgreSQL stopped" in server.output(), server.output()
     assert postgres_processes(data_dir / "pgdata") == []
