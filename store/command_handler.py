@@ -291,8 +291,11 @@ def _replayed(
     """The first result of the command sent again; a different command, or the same one sent
     by another caller, may not have it (a commandId is no key to another's results)."""
     sent_by = prior.events[0].metadata.get("actor") if prior.events else actor
-    if not prior.is_run_of(identity) or sent_by != actor:
+    if sent_by != actor:
         raise CommandIdReused(prior.command_id)
+    if not prior.is_run_of(identity):
+        # The caller's own first command: it may be told which one that was.
+        raise CommandIdReused(prior.command_id, first=prior.command_type, stream_id=prior.stream_id)
     return CommandOutcome(
         stream_id=prior.stream_id,
         version=prior.version,

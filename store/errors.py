@@ -48,13 +48,19 @@ class CommandAlreadyProcessed(StoreError):
 class CommandIdReused(Duplicate):
     """A commandId already recorded for a different command (another type, target or input).
 
-    Its message names only the id: nothing of the first command reaches whoever reused it.
+    Its message names the first command (its type and stream) only to the caller who sent it
+    (`first`): nothing of another caller's command reaches whoever reused its id.
     """
 
-    def __init__(self, command_id: str) -> None:
+    def __init__(
+        self, command_id: str, *, first: str | None = None, stream_id: str | None = None
+    ) -> None:
         self.command_id = command_id
+        used_for = "a different command"
+        if first is not None:
+            used_for = f"your {first} command" + (f" on {stream_id}" if stream_id else "")
         super().__init__(
-            f"commandId {command_id!r} was already used for a different command; "
+            f"commandId {command_id!r} was already used for {used_for}; "
             "send a new commandId for a new command"
         )
 

@@ -74,8 +74,15 @@ async def test_another_command_type_under_a_used_id_is_refused_and_writes_nothin
     with pytest.raises(CommandIdReused) as refused:
         await handler.handle(catalog.DECIDER, "p1", add_product("p1"), context=context)
     assert isinstance(refused.value, Duplicate)  # DUPLICATE for the API
-    assert "commandId 'X' was already used for a different command" in str(refused.value)
-    assert_tells_nothing_of(refused.value, first)
+    # Its sender is told which of its own commands holds the id; anyone else learns nothing.
+    assert "commandId 'X' was already used for your RegisterUser command on u1" in str(
+        refused.value
+    )
+    stranger = CommandContext(command_id="X", actor="mallory")
+    with pytest.raises(CommandIdReused) as told_nothing:
+        await handler.handle(catalog.DECIDER, "p1", add_product("p1"), context=stranger)
+    assert "commandId 'X' was already used for a different command" in str(told_nothing.value)
+    assert_tells_nothing_of(told_nothing.value, first)
     assert await count_events(engine) == before
     assert await handler.store.stream_version("p1") is None
 
