@@ -19,6 +19,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp
 
 from api.broadcast import RingListener, open_broadcast
+from api.console import console_routes
 from api.context import Services
 from api.cors import cors
 from api.headers import SecurityHeaders
@@ -36,6 +37,7 @@ from projections.posts import PostsProjector
 from projections.projector import Projector
 from projections.reviews import ReviewsProjector
 from projections.runner import ProjectionRunner
+from projections.workers import OnFailure
 from projections.users import UsersProjector, UserSummaryProjector
 from store import migrations
 from store.command_handler import CommandHandler
@@ -122,6 +124,9 @@ async def services(settings: Settings) -> AsyncIterator[Services]:
             process_managers=[FulfilmentProcess(engine, handler)],
             batch_size=settings.projection_batch_size,
             poll_interval=settings.safety_poll,
+            on_failure=OnFailure(
+                retries=settings.projection_retries, park=settings.park_failed_events
+            ),
         )
         live = LiveFeed(
             store, buffer_size=settings.subscriber_buffer, poll_interval=settings.safety_poll
@@ -245,6 +250,7 @@ def create_app(settings: Settings | None = None) -> Chronicle:
             Route("/graphql", graphql),
             WebSocketRoute("/graphql", graphql),
             *playground_routes(served=graphql.graphql_ide is not None),
+            *console_routes(),
             *example_routes(),
         ],
         middleware=[cors(settings.allowed_origins)],  # answers preflights before any route

@@ -9,6 +9,7 @@ import strawberry
 from api.context import Info
 from api.errors import ClientError
 from api.scalars import Position
+from projections.rebuild_progress import rebuild_progress
 from projections.runner import ProjectionStatus as Status
 
 
@@ -27,9 +28,14 @@ class ProjectionStatus:
     failed_position: Position | None = strawberry.field(
         description="The event it stopped at, when status is failed."
     )
+    progress: float | None = strawberry.field(
+        default=None,
+        description="While it is rebuilding: the fraction of the log replayed so far (0 to 1, "
+        "by position); else null.",
+    )
 
     @classmethod
-    def of(cls, status: Status) -> ProjectionStatus:
+    def of(cls, status: Status, progress: float | None = None) -> ProjectionStatus:
         return cls(
             name=status.name,
             position=Position(status.position),
@@ -40,6 +46,7 @@ class ProjectionStatus:
             failed_position=None
             if status.failed_position is None
             else Position(status.failed_position),
+            progress=progress,
         )
 
 
@@ -47,7 +54,10 @@ class ProjectionStatus:
 class OperationQueries:
     @strawberry.field
     async def projections(self, info: Info) -> list[ProjectionStatus]:
-        return [ProjectionStatus.of(s) for s in await info.context.services.runner.statuses()]
+        services = info.context.services
+        statuses = await services.runner.statuses()
+        rebuilding = await rebuild_progress(services.engine)
+        return [ProjectionStatus.of(s, rebuilding.get(s.name)) for s in statuses]
 
 
 @strawberry.type
@@ -73,4 +83,4 @@ class OperationMutations:
             raise ClientError("NOT_FOUND", f"no projection {name!r}; known: {known}")
         await runner.rebuild(name)
         (status,) = [s for s in await runner.statuses() if s.name == name]
-        return ProjectionStatus.of(status)
+        return ProjectionStatus.of(status, (await rebuild_progress(runner.engine)).get(name))

@@ -14,6 +14,7 @@ from strawberry.types import ExecutionContext
 
 from api.catalog import CatalogQueries
 from api.catalog_commands import CatalogMutations
+from api.console_ops import ConsoleMutations, ConsoleQueries
 from api.documents import DocumentCache, PreparedDocuments, limiter_rules
 from api.errors import ErrorCodes, triage
 from api.history import HistoryQueries
@@ -43,6 +44,7 @@ Query = merge_types(
         ReviewQueries,
         HistoryQueries,
         OperationQueries,
+        ConsoleQueries,
     ),
 )
 Mutation = merge_types(
@@ -54,6 +56,7 @@ Mutation = merge_types(
         PostMutations,
         ReviewMutations,
         OperationMutations,
+        ConsoleMutations,
     ),
 )
 

@@ -273,7 +273,7 @@ def operations(kind: str) -> set[str]:
 
 
 def test_the_matrix_covers_every_mutation_of_the_schema() -> None:
-    named = operations("Mutation") - {"registerUser", "rebuildProjection"}
+    named = operations("Mutation") - {"registerUser", "rebuildProjection", "verifyProjection"}
     assert named == {row[0] for row in ROWS}
 
 
@@ -326,6 +326,20 @@ async def test_registration_and_rebuilds(world: World) -> None:
     }
 
 
+def test_verifying_a_read_model_is_for_admins(world: World) -> None:
+    verify = 'mutation { verifyProjection(name: "products") { name ok differences } }'
+    for caller, code in (
+        ("anonymous", "UNAUTHENTICATED"),
+        ("other", "FORBIDDEN"),
+        ("owner", "FORBIDDEN"),
+    ):
+        body = post(world.server, verify, world.bearer(caller)).json()
+        assert body["errors"][0]["extensions"]["code"] == code
+    assert answer(world.server, world.admin, verify) == {
+        "data": {"verifyProjection": {"name": "products", "ok": True, "differences": 0}}
+    }
+
+
 QUERIES: list[tuple[str, str, dict[str, str | None]]] = [
     # (document, the field asked, each caller's code: None answers with data)
     ("{ me { id } }", "me", dict.fromkeys(CALLERS, OK)),
@@ -368,6 +382,11 @@ QUERIES: list[tuple[str, str, dict[str, str | None]]] = [
         {"anonymous": "UNAUTHENTICATED", "other": OK, "owner": OK, "admin": OK},
     ),
     ("{ projections { name } }", "projections", dict.fromkeys(CALLERS, OK)),
+    (
+        "{ liveStats { subscribers } }",
+        "liveStats",
+        {"anonymous": "UNAUTHENTICATED", "other": "FORBIDDEN", "owner": "FORBIDDEN", "admin": OK},
+    ),
 ]
 
 SEES_THE_OWNERS_ORDER = {"anonymous": False, "other": False, "owner": True, "admin": True}
