@@ -37,8 +37,8 @@ from projections.posts import PostsProjector
 from projections.projector import Projector
 from projections.reviews import ReviewsProjector
 from projections.runner import ProjectionRunner
-from projections.workers import OnFailure
 from projections.users import UsersProjector, UserSummaryProjector
+from projections.workers import OnFailure
 from store import migrations
 from store.command_handler import CommandHandler
 from store.database import create_engine, plain_url

@@ -28,6 +28,10 @@ class ProjectionStatus:
     failed_position: Position | None = strawberry.field(
         description="The event it stopped at, when status is failed."
     )
+    parked: int = strawberry.field(
+        description="How many events it has parked (CHRONICLE_ON_PROJECTION_ERROR=park): see "
+        "parkedEvents."
+    )
     progress: float | None = strawberry.field(
         default=None,
         description="While it is rebuilding: the fraction of the log replayed so far (0 to 1, "
@@ -46,6 +50,7 @@ class ProjectionStatus:
             failed_position=None
             if status.failed_position is None
             else Position(status.failed_position),
+            parked=status.parked,
             progress=progress,
         )
 

@@ -23,6 +23,7 @@ from api.introspection import AdminIntrospection
 from api.operations import OperationMutations, OperationQueries
 from api.order_commands import OrderMutations
 from api.orders import OrderQueries
+from api.parked import ParkedMutations, ParkedQueries
 from api.post_commands import PostMutations
 from api.posts import PostQueries
 from api.rate_limits import RateLimited, RateLimits
@@ -44,6 +45,7 @@ Query = merge_types(
         ReviewQueries,
         HistoryQueries,
         OperationQueries,
+        ParkedQueries,
         ConsoleQueries,
     ),
 )
@@ -56,6 +58,7 @@ Mutation = merge_types(
         PostMutations,
         ReviewMutations,
         OperationMutations,
+        ParkedMutations,
         ConsoleMutations,
     ),
 )

@@ -16,6 +16,20 @@ def _path(value: str) -> Path | None:
     return Path(value.strip()) if value.strip() else None
 
 
+def _count(name: str, value: str) -> int:
+    if not value.strip().isascii() or not value.strip().isdigit():
+        raise ValueError(f"{name} must be a whole number of 0 or more, got {value!r}")
+    return int(value)
+
+
+def _on_projection_error(value: str) -> bool:
+    """True to park, False to stop (the default)."""
+    chosen = value.strip().lower() or "stop"
+    if chosen not in {"stop", "park"}:
+        raise ValueError(f"CHRONICLE_ON_PROJECTION_ERROR must be stop or park, got {value!r}")
+    return chosen == "park"
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Settings:
     database_url: str | None = None
@@ -35,6 +49,12 @@ class Settings:
     run_projections: bool = True
     """Run the projection runner in the API process (one per database is elected)."""
     projection_batch_size: int = 500
+    projection_retries: int = 3
+    """`CHRONICLE_PROJECTION_RETRIES`: how many more times a projector tries an event it failed
+    on, after 0.1 s, then twice as long each time, before it stops or parks it."""
+    park_failed_events: bool = False
+    """`CHRONICLE_ON_PROJECTION_ERROR=park`: a read model parks an event it still fails on and
+    goes on (projections/parking.py); `stop` (the default) stops it there."""
     stale_read_timeout: float = 5.0
     """How long a query given `minPosition` waits for its projection, in seconds."""
     max_query_depth: int = 10
@@ -94,6 +114,11 @@ class Settings:
             projection_batch_size=int(
                 env.get("CHRONICLE_PROJECTION_BATCH_SIZE", defaults.projection_batch_size)
             ),
+            projection_retries=_count(
+                "CHRONICLE_PROJECTION_RETRIES",
+                env.get("CHRONICLE_PROJECTION_RETRIES", str(defaults.projection_retries)),
+            ),
+            park_failed_events=_on_projection_error(env.get("CHRONICLE_ON_PROJECTION_ERROR", "")),
             stale_read_timeout=float(
                 env.get("CHRONICLE_STALE_READ_TIMEOUT", defaults.stale_read_timeout)
             ),

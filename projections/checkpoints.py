@@ -32,6 +32,8 @@ class ProjectionStatus:
     error: str | None
     failed_position: int | None
     updated_at: datetime | None
+    parked: int = 0
+    """How many events it has parked (projections/parking.py)."""
 
 
 _READ = text(
@@ -73,7 +75,8 @@ _STATUSES = text(
     "projection_checkpoints r WHERE r.name = c.name || '\\:rebuild') "
     "THEN 'rebuilding' ELSE c.status END AS status, "
     "(SELECT count(*) FROM events e "
-    "WHERE (e.transaction_id, e.position) > (c.transaction_id, c.position)) AS lag "
+    "WHERE (e.transaction_id, e.position) > (c.transaction_id, c.position)) AS lag, "
+    "(SELECT count(*) FROM parked_events p WHERE p.projection = c.name) AS parked "
     "FROM projection_checkpoints c "
     "WHERE :all OR c.name NOT LIKE '%\\:rebuild' ORDER BY c.name"
 )
@@ -188,6 +191,7 @@ async def statuses(engine: AsyncEngine, *, include_rebuilds: bool) -> list[Proje
                 error=row.error,
                 failed_position=row.failed_position,
                 updated_at=row.updated_at,
+                parked=row.parked,
             )
             for row in rows
         ]

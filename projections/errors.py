@@ -45,3 +45,25 @@ class InvalidSearch(StoreError, ValueError):
     """A search text beyond the limits of projections/pagination.py."""
 
     code = "VALIDATION_FAILED"
+
+
+class UnknownReadModel(StoreError, LookupError):
+    """No read model has this name (a process manager's parks nothing)."""
+
+    code = "NOT_FOUND"
+
+    def __init__(self, name: str, known: list[str], process_manager: bool = False) -> None:
+        self.name = name
+        what = "a process manager, not a read model" if process_manager else "no read model"
+        super().__init__(f"{name!r} is {what}; read models: {', '.join(known)}")
+
+
+class NotParked(StoreError, LookupError):
+    """The read model has no event parked at this position."""
+
+    code = "NOT_FOUND"
+
+    def __init__(self, name: str, position: int) -> None:
+        self.name = name
+        self.position = position
+        super().__init__(f"{name} has no event parked at position {position}")

@@ -20,9 +20,16 @@ from collections.abc import Callable
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from projections import parking
 from projections.checkpoints import lock_checkpoint, read_checkpoint, statuses
 from projections.projector import Projector, Tables, rebuild_table
-from projections.workers import ProjectorWorker, apply_batch, catch_up
+from projections.workers import (
+    STOP,
+    OnFailure,
+    ProjectorWorker,
+    apply_batch,
+    catch_up,
+)
 from store.event_store import EventStore
 
 log = logging.getLogger(__name__)
@@ -52,6 +59,7 @@ async def start_rebuild(engine: AsyncEngine, projector: Projector) -> bool:
         ).first()
         if created is None:
             return False
+        await parking.clear(connection, rebuild_checkpoint(projector.name))
         for table in projector.tables:
             fresh = (await connection.execute(_CREATE_COPY, {"table": table})).scalar_one()
             assert fresh == rebuild_table(table), (fresh, table)
@@ -86,6 +94,7 @@ async def swap_in(connection: AsyncConnection, projector: Projector) -> None:
         text("DELETE FROM projection_checkpoints WHERE name = :rebuild"),
         {"rebuild": rebuild_checkpoint(projector.name)},
     )
+    await parking.hand_over(connection, rebuild_checkpoint(projector.name), projector.name)
 
 
 def rebuild_tables(projector: Projector) -> Tables:
@@ -95,10 +104,18 @@ def rebuild_tables(projector: Projector) -> Tables:
 class Rebuilder:
     """Drives rebuilds: a step each runner pass, or to the end in one process (the CLI)."""
 
-    def __init__(self, engine: AsyncEngine, store: EventStore, *, batch_size: int) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        store: EventStore,
+        *,
+        batch_size: int,
+        on_failure: OnFailure = STOP,
+    ) -> None:
         self.engine = engine
         self.store = store
         self.batch_size = batch_size
+        self.on_failure = on_failure
 
     async def start(self, projector: Projector) -> bool:
         """Start rebuilding `projector` from the first event; False if one is under way."""
@@ -113,7 +130,9 @@ class Rebuilder:
         worker = ProjectorWorker(
             self.engine, projector, rebuild_checkpoint(projector.name), rebuild_tables(projector)
         )
-        read = await catch_up(self.engine, self.store, worker, limit=self.batch_size)
+        read = await catch_up(
+            self.engine, self.store, worker, limit=self.batch_size, on_failure=self.on_failure
+        )
         if read < self.batch_size:
             read += await self._finish(projector)
         return read
@@ -128,7 +147,16 @@ class Rebuilder:
             if checkpoint is None:
                 return 0
             while events := await self.store.read_feed(checkpoint, limit=self.batch_size):
-                await apply_batch(connection, projector, events, rebuild_tables(projector), name)
+                try:
+                    async with connection.begin_nested():
+                        await apply_batch(
+                            connection, projector, events, rebuild_tables(projector), name
+                        )
+                except Exception:
+                    # An event it fails on came in meanwhile: the next step's batch, taken
+                    # event by event, retries and parks it or stops there.
+                    log.warning("finishing the rebuild of %s failed", name, exc_info=True)
+                    return 0  # what the savepoint held is undone; nothing else was written
                 checkpoint = events[-1].checkpoint
                 read += len(events)
             await swap_in(connection, projector)

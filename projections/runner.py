@@ -19,15 +19,17 @@ from collections.abc import Callable, Sequence
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from projections import checkpoints
+from projections import checkpoints, parking
 from projections.checkpoints import ProjectionStatus, move_checkpoints, read_checkpoint
 from projections.election import elected
-from projections.errors import StaleRead, UnknownPosition
+from projections.errors import NotParked, StaleRead, UnknownPosition, UnknownReadModel
 from projections.follower import FeedFollower, wait_any
 from projections.projector import ProcessManager, Projector, Tables
 from projections.rebuild import Rebuilder, rebuild_checkpoint
 from projections.workers import (
     DATABASE_TROUBLE,
+    STOP,
+    OnFailure,
     ProcessWorker,
     ProjectorWorker,
     Worker,
@@ -55,6 +57,7 @@ class ProjectionRunner:
         process_managers: Sequence[ProcessManager] = (),
         batch_size: int = 500,
         poll_interval: float = 1.0,
+        on_failure: OnFailure = STOP,
     ) -> None:
         self.engine = engine
         self.store = store
@@ -62,9 +65,10 @@ class ProjectionRunner:
         self.process_managers = {m.name: m for m in process_managers}
         self.batch_size = batch_size
         self.poll_interval = poll_interval
+        self.on_failure = on_failure
         self.is_leader = False
         self.follower = FeedFollower(batch_size=batch_size, poll_interval=poll_interval)
-        self.rebuilds = Rebuilder(engine, store, batch_size=batch_size)
+        self.rebuilds = Rebuilder(engine, store, batch_size=batch_size, on_failure=on_failure)
         self._progress = asyncio.Event()
 
     # ------------------------------------------------------------------ running
@@ -118,7 +122,7 @@ class ProjectionRunner:
             self.follower.saw(events)
             for worker in workers:
                 if any(event.event_type in worker.event_types for event in events):
-                    await take_batch(self.engine, worker, place, events)
+                    await take_batch(self.engine, worker, place, events, self.on_failure)
                 else:
                     idle.append((worker.checkpoint_name, place, events[-1].checkpoint))
         if idle:
@@ -143,12 +147,17 @@ class ProjectionRunner:
     async def catch_up(self, projector: Projector, checkpoint_name: str, tables: Tables) -> int:
         """One batch from the checkpoint named `checkpoint_name` into `tables`."""
         worker = ProjectorWorker(self.engine, projector, checkpoint_name, tables)
-        return await catch_up(self.engine, self.store, worker, limit=self.batch_size)
+        return await catch_up(
+            self.engine, self.store, worker, limit=self.batch_size, on_failure=self.on_failure
+        )
 
     async def advance(self, manager: ProcessManager, *, limit: int | None = None) -> int:
         """One batch of the feed through `manager`: its commands, then its state and checkpoint."""
         worker = ProcessWorker(self.engine, manager)
-        return await catch_up(self.engine, self.store, worker, limit=limit or self.batch_size)
+        limit = limit or self.batch_size
+        return await catch_up(
+            self.engine, self.store, worker, limit=limit, on_failure=self.on_failure
+        )
 
     # ------------------------------------------------------------------ managing
 
@@ -178,6 +187,32 @@ class ProjectionRunner:
         """Let a failed projector try again from where it stopped (after a fix)."""
         await checkpoints.restart(self.engine, name)
         self.wake()
+
+    async def parked(self, name: str | None = None) -> list[parking.ParkedEvent]:
+        """The events parked by read model `name` (or by every one), in order;
+        `UnknownReadModel` if `name` is none."""
+        if name is not None:
+            self._read_model(name)
+        return await parking.parked_events(self.engine, name)
+
+    async def retry_parked(self, name: str) -> parking.Retried:
+        """Replay the events read model `name` parked, in order (projections/parking.py)."""
+        retried = await parking.retry(self.engine, self.store.upcasters, self._read_model(name))
+        self._progress.set()
+        self._progress = asyncio.Event()
+        return retried
+
+    async def skip_parked(self, name: str, position: int) -> None:
+        """Drop the event at `position` parked by read model `name`; `NotParked` if none is.
+        Events of its stream held behind it stay parked until a retry."""
+        self._read_model(name)
+        if not await parking.skip(self.engine, name, position):
+            raise NotParked(name, position)
+
+    def _read_model(self, name: str) -> Projector:
+        if name not in self.projectors:
+            raise UnknownReadModel(name, sorted(self.projectors), name in self.process_managers)
+        return self.projectors[name]
 
     async def statuses(self, *, include_rebuilds: bool = False) -> list[ProjectionStatus]:
         """Each projection's place, lag and status (`rebuilding` while a rebuild runs)."""

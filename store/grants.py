@@ -16,6 +16,8 @@ Why each privilege:
 - `projection_checkpoints`: the runner creates and moves checkpoints; a finished rebuild
   deletes its own.
 - `fulfilment_state`: the fulfilment process upserts one row per order.
+- `parked_events`: a projector parks the events it cannot apply; retrying one deletes it, or
+  updates its error and attempts when it fails again; skipping deletes it.
 - read-model tables: projectors insert, update and delete rows. A rebuild fills a copy of each
   and swaps it in through migration 0009's functions, which run as the owner and check that the
   caller holds TRUNCATE and INSERT on the table (replacing all rows is what TRUNCATE does): so
@@ -47,6 +49,7 @@ EVENT_STORE: Mapping[str, tuple[str, ...]] = {
 RUNNER: Mapping[str, tuple[str, ...]] = {
     "projection_checkpoints": ("SELECT", "INSERT", "UPDATE", "DELETE"),
     "fulfilment_state": ("SELECT", "INSERT", "UPDATE"),
+    "parked_events": ("SELECT", "INSERT", "UPDATE", "DELETE"),
 }
 """The projection runner's own tables (not read models: never rebuilt)."""
 
