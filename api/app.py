@@ -23,6 +23,9 @@ from api.console import console_routes
 from api.context import Services
 from api.cors import cors
 from api.headers import SecurityHeaders
+from api.health import health_routes
+from api.metrics import metrics_routes, process_gauges
+from api.observe import ObservedRequests
 from api.playground import playground_routes
 from api.schema import ChronicleSchema
 from api.settings import Settings
@@ -203,7 +206,8 @@ def example_routes(storefront: Path = STOREFRONT) -> list[BaseRoute]:
 
 class Chronicle(Starlette):
     """Starlette with the security headers outermost, outside even its error middleware: the
-    500 it answers an unhandled exception with carries them too. `drain()` ends what streams
+    500 it answers an unhandled exception with carries them too; outside them, every request
+    named and counted (api/observe.py), its 500s included. `drain()` ends what streams
     over HTTP, before the server shuts down (api/server.py)."""
 
     def __init__(self, *args: Any, drain: Callable[[], None], **kwargs: Any) -> None:
@@ -211,7 +215,7 @@ class Chronicle(Starlette):
         self.drain = drain
 
     def build_middleware_stack(self) -> ASGIApp:
-        return SecurityHeaders(super().build_middleware_stack())
+        return ObservedRequests(SecurityHeaders(super().build_middleware_stack()))
 
 
 def create_app(settings: Settings | None = None) -> Chronicle:
@@ -221,7 +225,7 @@ def create_app(settings: Settings | None = None) -> Chronicle:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with services(settings) as built:
+        async with services(settings) as built, process_gauges(built):
             app.state.services = built
             log.info("Chronicle ready: GraphQL at /graphql")
             try:
@@ -247,6 +251,8 @@ def create_app(settings: Settings | None = None) -> Chronicle:
         routes=[
             Route("/", home),
             Route("/health", health),
+            *health_routes(),
+            *metrics_routes(settings),
             Route("/graphql", graphql),
             WebSocketRoute("/graphql", graphql),
             *playground_routes(served=graphql.graphql_ide is not None),

@@ -24,6 +24,7 @@ from broadcaster import Broadcast, BroadcastBackend, Event
 from redis import asyncio as aioredis
 from redis.exceptions import RedisError
 
+from api.metrics import DOORBELL_RECONNECTS
 from store.doorbell import RING_CHANNEL
 
 log = logging.getLogger(__name__)
@@ -107,6 +108,7 @@ class RingListener:
             except Exception as error:
                 self.connected.clear()
                 self.reconnects += 1
+                DOORBELL_RECONNECTS.inc()
                 log.warning("doorbell listener lost (%s); reconnecting in %.1fs", error, backoff)
                 try:
                     await asyncio.wait_for(stop.wait(), backoff)

@@ -14,10 +14,10 @@ from pathlib import Path
 from api.settings import Settings
 
 
-def _configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+def _configure_logging(settings: Settings) -> None:
+    from api.logs import configure_logging
+
+    configure_logging(settings.log_level, settings.log_format)
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
 
@@ -28,7 +28,7 @@ def serve(settings: Settings) -> None:
     from api.server import run
     from api.trusted import ManifestError
 
-    _configure_logging(settings.log_level)
+    _configure_logging(settings)
     try:
         check_open_mode(settings, Authenticator(settings))
         app = create_app(settings)
@@ -294,10 +294,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.command == "serve":
         serve(settings)
     elif args.command == "migrate":
-        _configure_logging(settings.log_level)
+        _configure_logging(settings)
         asyncio.run(_migrate(settings))
     elif args.command == "projections":
-        _configure_logging(settings.log_level)
+        _configure_logging(settings)
         if args.projections_command == "run":
             asyncio.run(_run_projections(settings))
         elif args.projections_command == "rebuild":

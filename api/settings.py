@@ -91,6 +91,16 @@ class Settings:
     (`20/second`, `100/minute`); None limits nothing (see api/rate_limits.py)."""
     rate_limit_prefix: str = "chronicle"
     """The prefix of the rate counters' keys in Redis."""
+    log_format: str = "text"
+    """`LOG_FORMAT`: `text` for a terminal, `json` for one JSON object a line (api/logs.py)."""
+    metrics: bool = True
+    """`CHRONICLE_METRICS=off` serves no /metrics (api/metrics.py)."""
+    prometheus_multiproc_dir: Path | None = None
+    """`PROMETHEUS_MULTIPROC_DIR`: the folder several serving processes share their metrics
+    through (prometheus_client's multiprocess mode, which reads the variable itself)."""
+    ready_max_lag: int = 1_000
+    """`CHRONICLE_READY_MAX_LAG`: the most events a read model may lag while /health/ready
+    answers 200."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -136,6 +146,10 @@ class Settings:
             graphiql=_flag(env["CHRONICLE_GRAPHIQL"]) if env.get("CHRONICLE_GRAPHIQL") else None,
             rate_limit=env.get("CHRONICLE_RATE_LIMIT", "").strip() or None,
             rate_limit_prefix=env.get("CHRONICLE_RATE_LIMIT_PREFIX") or defaults.rate_limit_prefix,
+            log_format="json" if env.get("LOG_FORMAT", "").strip().lower() == "json" else "text",
+            metrics=env.get("CHRONICLE_METRICS", "on").strip().lower() not in {"off", "false", "0"},
+            prometheus_multiproc_dir=_path(env.get("PROMETHEUS_MULTIPROC_DIR", "")),
+            ready_max_lag=int(env.get("CHRONICLE_READY_MAX_LAG", defaults.ready_max_lag)),
         )
 
     @property

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 from projections.errors import FellBehind
 from projections.follower import FeedFollower
+from projections.metrics import SUBSCRIPTIONS_FELL_BEHIND
 from store.event_store import EventStore
 from store.events import FeedCheckpoint, RecordedEvent
 
@@ -170,6 +171,7 @@ class LiveFeed:
                 last = sent
             while True:
                 if subscriber.overflowed:
+                    SUBSCRIPTIONS_FELL_BEHIND.inc()
                     raise FellBehind(last_position)
                 try:
                     event = subscriber.queue.get_nowait()

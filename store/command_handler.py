@@ -33,6 +33,7 @@ from store.events import (
     StreamState,
     fingerprint,
 )
+from store.metrics import command_measured
 from store.serialization import CLAIM_STREAM_TYPE, Aggregates, decode_state, encode_state
 
 C = TypeVar("C")
@@ -158,8 +159,24 @@ class CommandHandler:
         Raises the decider's `DomainError`s, `Duplicate` when a claimed key is taken,
         `CommandIdReused` when the command id was used for a different command, and
         `WrongExpectedVersion` when `expected_version` is stale (or, without it, when the
-        retries run out).
+        retries run out). Each run is counted and timed (store/metrics.py).
         """
+        with command_measured(type(command).__name__) as measured:
+            outcome = await self._handle(
+                decider, stream_id, command, expected_version=expected_version, context=context
+            )
+            measured.ran(replayed=outcome.replayed)
+            return outcome
+
+    async def _handle(
+        self,
+        decider: Decider[C, S, E],
+        stream_id: str,
+        command: C,
+        *,
+        expected_version: int | None,
+        context: CommandContext | None,
+    ) -> CommandOutcome:
         registration = self.aggregates.registration(decider)
         context = context or CommandContext()
         identity = CommandIdentity(

@@ -27,6 +27,7 @@ from store.events import (
     StreamAppend,
 )
 from store.feed import HELD_BACK_RETRY
+from store.metrics import APPEND_DURATION, EVENTS_APPENDED
 from store.upcasting import Upcasters
 
 __all__ = ["HELD_BACK_RETRY", "EventStore"]
@@ -68,14 +69,17 @@ class EventStore:
         `CommandAlreadyProcessed` carrying the first run when it is the same command, and
         `CommandIdReused` when it is not.
         """
-        result = await append.append_events(
-            self.engine,
-            self.upcasters,
-            appends,
-            metadata=metadata,
-            command_id=command_id,
-            identity=identity,
-        )
+        with APPEND_DURATION.time():
+            result = await append.append_events(
+                self.engine,
+                self.upcasters,
+                appends,
+                metadata=metadata,
+                command_id=command_id,
+                identity=identity,
+            )
+        for event in result.events:
+            EVENTS_APPENDED.labels(event.stream_type).inc()
         self.doorbell.ring(result.position)
         return result
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from alembic.config import Config
@@ -57,3 +58,11 @@ async def current_revision(engine: AsyncEngine) -> str | None:
         return await connection.run_sync(
             lambda c: MigrationContext.configure(c).get_current_revision()
         )
+
+
+@functools.cache
+def head_revision() -> str | None:
+    """The latest revision of the migrations shipped with this code."""
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
