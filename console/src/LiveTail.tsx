@@ -121,7 +121,9 @@ export function LiveTail({ api }: { api: Api }) {
                 {e.streamType} {e.streamId}
               </td>
               <td className="number">{e.version}</td>
-              <td className="mono data">{JSON.stringify(e.data)}</td>
+              <td>
+                <div className="mono data">{JSON.stringify(e.data)}</div>
+              </td>
             </tr>
           ))}
         </tbody>

@@ -83,7 +83,9 @@ export function StreamBrowser({ api }: { api: Api }) {
         <div className="stream">
           <div className="state">
             <label className="slider">
-              Version <output className="version">{version}</output> of {latest.version}
+              <span>
+                Version <output className="version">{version}</output> of {latest.version}
+              </span>
               <input
                 type="range"
                 name="version"
@@ -100,37 +102,44 @@ export function StreamBrowser({ api }: { api: Api }) {
               {state ? JSON.stringify(state.state, null, 2) : '…'}
             </pre>
           </div>
-          <table className="stream-events">
-            <thead>
-              <tr>
-                <th className="number">Version</th>
-                <th>Type</th>
-                <th className="number">Position</th>
-                <th>Recorded</th>
-                <th>Data</th>
-              </tr>
-            </thead>
-            <tbody>
-              {events.map((e) => (
-                <tr
-                  key={e.position}
-                  className={e.version === version ? 'current' : undefined}
-                  onClick={() => setVersion(e.version)}
-                >
-                  <td className="number">{e.version}</td>
-                  <td>{e.type}</td>
-                  <td className="number">{e.position}</td>
-                  <td>{new Date(e.recordedAt).toLocaleString()}</td>
-                  <td className="mono data">{JSON.stringify(e.data)}</td>
+          <div className="events-pane">
+            <table className="stream-events">
+              <thead>
+                <tr>
+                  <th className="number">Version</th>
+                  <th>Type</th>
+                  <th className="number">Position</th>
+                  <th>Recorded</th>
+                  <th>Data</th>
                 </tr>
-              ))}
-            </tbody>
-          </table>
-          {more && (
-            <button type="button" onClick={() => page(streamId, events[events.length - 1].position)}>
-              More events
-            </button>
-          )}
+              </thead>
+              <tbody>
+                {events.map((e) => (
+                  <tr
+                    key={e.position}
+                    className={e.version === version ? 'current' : undefined}
+                    onClick={() => setVersion(e.version)}
+                  >
+                    <td className="number">{e.version}</td>
+                    <td>{e.type}</td>
+                    <td className="number">{e.position}</td>
+                    <td>{new Date(e.recordedAt).toLocaleString()}</td>
+                    <td>
+                      <div className="mono data">{JSON.stringify(e.data)}</div>
+                    </td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+            {more && (
+              <button
+                type="button"
+                onClick={() => page(streamId, events[events.length - 1].position)}
+              >
+                More events
+              </button>
+            )}
+          </div>
         </div>
       )}
     </section>
