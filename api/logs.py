@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 try:  # the tracing extra is optional: without it, lines carry no trace id
-    from opentelemetry import trace as _otel_trace
+    from opentelemetry import trace as _otel_trace  # type: ignore[import-not-found,unused-ignore]
 except ImportError:  # pragma: no cover - depends on what is installed
     _otel_trace = None  # type: ignore[assignment]
 
