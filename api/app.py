@@ -29,6 +29,7 @@ from api.observe import ObservedRequests
 from api.playground import playground_routes
 from api.schema import ChronicleSchema
 from api.settings import Settings
+from api.tracing import start_tracing
 from api.view import graphql_endpoint
 from domain import catalog, orders, posts, reviews, users
 from projections.catalog import ProductsProjector
@@ -112,6 +113,8 @@ async def services(settings: Settings) -> AsyncIterator[Services]:
         if embedded is not None:
             cleanup.push_async_callback(_let_go, embedded)
         cleanup.push_async_callback(engine.dispose)
+        if settings.tracing:
+            cleanup.callback(start_tracing(engine))
         if settings.migrate_on_start:
             await migrations.upgrade(engine)
             log.info("database schema is up to date")

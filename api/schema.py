@@ -32,6 +32,7 @@ from api.scalars import SCALARS
 from api.settings import Settings
 from api.streaming import PerEventExecutor, StreamingExtensionsRunner
 from api.subscriptions import Subscription
+from api.tracing import GraphQLTracing
 from api.user_commands import UserMutations
 from api.users import UserQueries
 
@@ -110,6 +111,8 @@ def build_schema(settings: Settings | None = None) -> ChronicleSchema:
     rate_limits = RateLimits.from_settings(settings)
     if rate_limits is not None:
         extensions.append(lambda: RateLimited(rate_limits))
+    if settings.tracing:
+        extensions.insert(0, GraphQLTracing)  # outermost: its span holds all the others do
     schema = ChronicleSchema(
         query=Query,
         mutation=Mutation,

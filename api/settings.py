@@ -16,6 +16,20 @@ def _path(value: str) -> Path | None:
     return Path(value.strip()) if value.strip() else None
 
 
+def _otlp_traces(env: Mapping[str, str]) -> bool:
+    """Whether OpenTelemetry's standard variables ask for traces over OTLP: `OTEL_TRACES_EXPORTER`
+    names `otlp`, or, that variable unset, an OTLP endpoint is given; never with
+    `OTEL_SDK_DISABLED=true`. Other exporters (console, zipkin) are not offered."""
+    if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return False
+    if exporters := env.get("OTEL_TRACES_EXPORTER", "").strip().lower():
+        return "otlp" in {name.strip() for name in exporters.split(",")}
+    return bool(
+        env.get("OTEL_EXPORTER_OTLP_ENDPOINT", "").strip()
+        or env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "").strip()
+    )
+
+
 def _count(name: str, value: str) -> int:
     if not value.strip().isascii() or not value.strip().isdigit():
         raise ValueError(f"{name} must be a whole number of 0 or more, got {value!r}")
@@ -45,6 +59,9 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
     log_level: str = "info"
+    tracing: bool = False
+    """Export OpenTelemetry traces over OTLP, as the standard `OTEL_*` variables ask (the SDK
+    reads the rest of them itself; see api/tracing.py)."""
     migrate_on_start: bool = True
     run_projections: bool = True
     """Run the projection runner in the API process (one per database is elected)."""
@@ -118,6 +135,7 @@ class Settings:
             host=env.get("CHRONICLE_HOST", defaults.host),
             port=int(env.get("CHRONICLE_PORT", defaults.port)),
             log_level=env.get("LOG_LEVEL", defaults.log_level).lower(),
+            tracing=_otlp_traces(env),
             migrate_on_start=_flag(env.get("CHRONICLE_MIGRATE_ON_START", "true")),
             allowed_origins=tuple(o.strip() for o in origins.split(",") if o.strip()),
             run_projections=_flag(env.get("CHRONICLE_RUN_PROJECTIONS", "true")),

@@ -31,6 +31,7 @@ from projections.runner import ProjectionRunner, StaleRead
 from store.command_handler import CommandContext, CommandHandler
 from store.event_store import EventStore
 from store.serialization import decode_state, encode_state
+from store.tracing import reaction_span
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +60,17 @@ class FulfilmentProcess:
             trigger = recorded.event
             before = states.get(trigger.order_id, fulfilment.INITIAL_STATE)
             after, issues = fulfilment.react(before, trigger, str(recorded.event_id))
-            for issue in issues:
-                await self._send(issue, recorded)
+            if issues:
+                # Inside the trace of the command that wrote the event: one trace runs from
+                # placeOrder through each reservation to the confirmation.
+                with reaction_span(
+                    f"fulfilment {type(trigger).__name__}",
+                    type(trigger).__name__,
+                    recorded.position,
+                    recorded.metadata,
+                ):
+                    for issue in issues:
+                        await self._send(issue, recorded)
             if after != before:
                 states[trigger.order_id] = changed[trigger.order_id] = after
 

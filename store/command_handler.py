@@ -35,6 +35,7 @@ from store.events import (
 )
 from store.metrics import command_measured
 from store.serialization import CLAIM_STREAM_TYPE, Aggregates, decode_state, encode_state
+from store.tracing import append_span, command_span, record_trace_context
 
 C = TypeVar("C")
 S = TypeVar("S")
@@ -161,11 +162,17 @@ class CommandHandler:
         `WrongExpectedVersion` when `expected_version` is stale (or, without it, when the
         retries run out). Each run is counted and timed (store/metrics.py).
         """
-        with command_measured(type(command).__name__) as measured:
+        with (
+            command_span(type(command).__name__, decider.stream_type, stream_id) as traced,
+            command_measured(type(command).__name__) as measured,
+        ):
             outcome = await self._handle(
                 decider, stream_id, command, expected_version=expected_version, context=context
             )
             measured.ran(replayed=outcome.replayed)
+            traced.ran(
+                replayed=outcome.replayed, events=len(outcome.events), position=outcome.position
+            )
             return outcome
 
     async def _handle(
@@ -196,6 +203,7 @@ class CommandHandler:
         }
         if context.roles:
             metadata["roles"] = list(context.roles)
+        record_trace_context(metadata)  # the command's span: what the events cause continues it
         for attempt in range(1, self.max_attempts + 1):
             loaded = await self.load(decider, stream_id)
             if loaded.foreign:
@@ -228,9 +236,10 @@ class CommandHandler:
                 *(self._claim(claim) for claim in decider.claims(command)),
             ]
             try:
-                result = await self.store.append(
-                    appends, metadata=metadata, command_id=context.command_id, identity=identity
-                )
+                with append_span(appends):
+                    result = await self.store.append(
+                        appends, metadata=metadata, command_id=context.command_id, identity=identity
+                    )
             except CommandAlreadyProcessed as done:
                 # A concurrent run of the same command id won; its result is ours.
                 prior = done.prior or await self.store.processed_command(done.command_id)
