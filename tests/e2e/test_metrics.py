@@ -4,6 +4,7 @@ and a lagging read side, parsed with prometheus_client's own parser."""
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -12,6 +13,8 @@ from pathlib import Path
 import asyncpg
 import httpx
 import pytest
+from gql import Client
+from gql.transport.aiohttp import AIOHTTPTransport
 
 from store.database import create_engine
 from store.event_store import EventStore
@@ -213,3 +216,51 @@ def test_metrics_can_be_turned_off(server_url: str, template_database: str, tmp_
             assert httpx.get(f"{server.url}/health/live", timeout=5).status_code == 200
         finally:
             server.stop()
+
+
+async def test_two_processes_sharing_a_multiprocess_folder_are_scraped_as_one(
+    database_url: str, tmp_path: Path
+) -> None:
+    folder = tmp_path / "prometheus"
+    folder.mkdir()
+    env = {"DATABASE_URL": database_url, "PROMETHEUS_MULTIPROC_DIR": str(folder)}
+    first = start_server(env, tmp_path / "first.log")
+    second = start_server(env, tmp_path / "second.log")
+    try:
+        transport = AIOHTTPTransport(url=first.graphql_url, ssl=False)
+        async with Client(transport=transport, execute_timeout=30) as session:
+            on_first = GraphQLClient(session)
+            fields = {"email": unique_email(), "name": "Ada", "age": 30}
+            await on_first.execute(REGISTER, input=fields)
+        transport = AIOHTTPTransport(url=second.graphql_url, ssl=False)
+        async with Client(transport=transport, execute_timeout=30) as session:
+            on_second = GraphQLClient(session)
+            assert await on_second.code(REGISTER, input=fields) == "DUPLICATE"
+        subscriber = Subscriber(first, EVENTS, streamType="Nothing")
+        try:
+            await asyncio.sleep(0.5)  # the subscription registers on the first process
+            for _ in range(60):
+                scrape = Scrape(second.url)  # the other process answers for both
+                if scrape.value("chronicle_live_subscribers") == 1:
+                    break
+                await asyncio.sleep(0.1)  # each process sets its gauges every second
+        finally:
+            await subscriber.close()
+        ok = {"command": "RegisterUser", "outcome": "ok"}
+        refused = {"command": "RegisterUser", "outcome": "duplicate"}
+        assert scrape.value("chronicle_commands_total", **ok) == 1
+        assert scrape.value("chronicle_commands_total", **refused) == 1
+        assert scrape.value("chronicle_live_subscribers") == 1
+        assert scrape.value("chronicle_websocket_connections") == 1
+        assert scrape.value("chronicle_runner_leader") == 1  # one leader between them
+        assert scrape.value("chronicle_events_appended_total", stream_type="User") == 1
+        first.stop()
+        after = Scrape(second.url)
+    finally:
+        first.stop()
+        second.stop()
+    # The stopped process's gauges leave with it; what it counted stays counted.
+    assert after.value("chronicle_live_subscribers") == 0
+    assert after.value("chronicle_websocket_connections") == 0
+    assert after.value("chronicle_commands_total", **ok) == 1
+    assert any(name.startswith("counter_") for name in os.listdir(folder))
