@@ -156,6 +156,59 @@ async def _status(settings: Settings) -> None:
             print(f"  stopped at position {s.failed_position}: {s.error}")
 
 
+async def _parked(settings: Settings, name: str | None) -> int:
+    """Print the parked events of one read model, or of every one; 2 if `name` is none."""
+    from api.app import services
+    from projections.errors import UnknownReadModel
+
+    async with services(dataclasses.replace(settings, run_projections=False)) as built:
+        try:
+            parked = await built.runner.parked(name)
+        except UnknownReadModel as unknown:
+            print(unknown, file=sys.stderr)
+            return 2
+    if not parked:
+        print("no parked events")
+    for p in parked:
+        print(
+            f"{p.projection:<16} position {p.position:<10} {p.event_type} of {p.stream_id}, "
+            f"{p.attempts} attempts, parked {p.parked_at:%Y-%m-%d %H:%M:%S%z}"
+        )
+        print(f"  {p.error}")
+    return 0
+
+
+async def _retry(settings: Settings, name: str) -> int:
+    """Replay `name`'s parked events; 0 if none stays parked, 1 if some do, 2 if `name` is
+    no read model."""
+    from api.app import services
+    from projections.errors import UnknownReadModel
+
+    async with services(dataclasses.replace(settings, run_projections=False)) as built:
+        try:
+            retried = await built.runner.retry_parked(name)
+        except UnknownReadModel as unknown:
+            print(unknown, file=sys.stderr)
+            return 2
+    print(f"{name}: {retried.applied} applied, {retried.still_parked} still parked")
+    return 1 if retried.still_parked else 0
+
+
+async def _skip(settings: Settings, name: str, position: int) -> int:
+    """Drop one parked event; 2 if there is none at `position` or `name` is no read model."""
+    from api.app import services
+    from projections.errors import NotParked, UnknownReadModel
+
+    async with services(dataclasses.replace(settings, run_projections=False)) as built:
+        try:
+            await built.runner.skip_parked(name, position)
+        except (UnknownReadModel, NotParked) as unknown:
+            print(unknown, file=sys.stderr)
+            return 2
+    print(f"{name}: skipped the event parked at position {position}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="chronicle",
@@ -223,6 +276,33 @@ def main(argv: Sequence[str] | None = None) -> None:
         help="print each projection's position, lag and status",
         description="Print each projection's position, lag and status.",
     )
+    parked_parser = projection_commands.add_parser(
+        "parked",
+        help="list the events read models parked",
+        description="List the events read models parked instead of stopping at them "
+        "(CHRONICLE_ON_PROJECTION_ERROR=park), in order, with why: the failure, or the earlier "
+        "parked event of the same stream an event is held behind. Exit status 2 for an unknown "
+        "NAME.",
+    )
+    parked_parser.add_argument("name", nargs="?", help="one projection (default: every one)")
+    retry_parser = projection_commands.add_parser(
+        "retry",
+        help="replay a read model's parked events, in order",
+        description="Replay the events NAME parked, in order (each stream's by version), "
+        "after the fault is fixed: those that apply leave the list; one that fails again stays "
+        "parked, with the later events of its stream. Exit status 1 if any stay parked, 2 for "
+        "an unknown NAME.",
+    )
+    retry_parser.add_argument("name", help="the projection, e.g. users")
+    skip_parser = projection_commands.add_parser(
+        "skip",
+        help="drop one parked event for good",
+        description="Drop the event NAME parked at POSITION: it never takes effect in that read "
+        "model. Only that one: later events of its stream held behind it stay parked until "
+        "`retry` applies them. Exit status 2 if nothing is parked there.",
+    )
+    skip_parser.add_argument("name", help="the projection, e.g. users")
+    skip_parser.add_argument("position", type=int, help="the parked event's position")
     for sub_parser in (projections_parser,):
         sub_parser.add_argument("--data-dir", type=Path, help="folder of the embedded database")
 
@@ -302,6 +382,15 @@ def main(argv: Sequence[str] | None = None) -> None:
             asyncio.run(_run_projections(settings))
         elif args.projections_command == "rebuild":
             asyncio.run(_rebuild(settings, args.name))
+        elif args.projections_command == "parked":
+            if code := asyncio.run(_parked(settings, args.name)):
+                raise SystemExit(code)
+        elif args.projections_command == "retry":
+            if code := asyncio.run(_retry(settings, args.name)):
+                raise SystemExit(code)
+        elif args.projections_command == "skip":
+            if code := asyncio.run(_skip(settings, args.name, args.position)):
+                raise SystemExit(code)
         elif args.projections_command == "verify":
             if code := asyncio.run(_verify(settings, args.name)):
                 raise SystemExit(code)
