@@ -84,7 +84,7 @@ export function ReadModels({ api, isAdmin }: { api: Api; isAdmin: boolean }) {
         setVerified(result);
         return result.ok
           ? `${name} verified: matches a replay of the log (${result.rows} rows at position ${result.position})`
-          : `${name} drifted: ${result.differences} rows differ`;
+          : `${name} drifted: ${result.differences} ${result.differences === 1 ? 'row differs' : 'rows differ'}`;
       },
     );
   }
