@@ -21,10 +21,12 @@ import pytest
 from gql import Client, gql
 from gql.transport.aiohttp import AIOHTTPTransport
 from gql.transport.exceptions import TransportQueryError
+from playwright.sync_api import Browser
 
 from store.database import create_engine
 from store.event_store import EventStore
 from tests.conftest import _admin, _with_database
+from tests.e2e.browser import Screenshots, chromium
 
 ALLOWED_ORIGIN = "https://app.example.com"
 """The one foreign origin the shared server lets open websockets."""
@@ -162,3 +164,16 @@ async def db(e2e_database_url: str) -> AsyncIterator[asyncpg.Connection]:
 
 def unique_email(prefix: str = "user") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:12]}@example.com"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Debian's Chromium, for one module's browser tests (tests/e2e/browser.py)."""
+    with chromium() as launched:
+        yield launched
+
+
+@pytest.fixture
+def screenshots(request: pytest.FixtureRequest) -> Screenshots:
+    """This test's screenshots, in test-artifacts/screenshots/<test name>/, emptied."""
+    return Screenshots(request.node.name)

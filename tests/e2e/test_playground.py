@@ -1,48 +1,41 @@
 """The built-in playground (GraphiQL built from web/ into api/static/graphiql) in a real
-Chromium, with every request to another host blocked: it loads, runs a query typed into its
-editor, sends the headers of its Headers tab, shows the explorer, and receives a subscription's
-event over graphql-ws, under its Content-Security-Policy, with no console error and nothing asked
-of the internet. With GraphiQL off, neither the page nor its assets are served.
+Chromium, with every request to another host blocked: it loads, and runs a mutation, a query and
+a live subscription typed into its editor, the subscription's event coming from a mutation typed
+into a second tab; it sends the headers of its Headers tab and shows the explorer, under its
+Content-Security-Policy, with no console error and nothing asked of the internet. With GraphiQL
+off, neither the page nor its assets are served.
 
-Chromium is Debian's (`apt-get install -y chromium`, which .ci/run does): Playwright's own
-browser download is not available here. Screenshots of each step are kept in the test's
-tmp_path (pytest keeps the last three runs' under its basetemp).
+tests/e2e/browser.py launches Debian's Chromium and keeps a screenshot of each step in
+test-artifacts/screenshots/<test name>/.
 """
 
 from __future__ import annotations
 
 import re
-import shutil
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from string import Template
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from playwright.sync_api import (
-    Browser,
-    ConsoleMessage,
-    Page,
-    Request,
-    Route,
-    WebSocket,
-    expect,
-    sync_playwright,
-)
+from playwright.sync_api import Browser, Page, Response, expect
 
 from api.playground import ASSETS_PATH, BUILT, CONTENT_SECURITY_POLICY
+from tests.e2e.browser import Confined, Screenshots, confined
 from tests.e2e.conftest import Server, start_server, unique_email
 
-REGISTER = """mutation($email: String!, $name: String!) {
-  registerUser(input: {email: $email, name: $name, age: 40}) { streamId }
-}"""
-UPDATE = """mutation($id: ID!, $age: Int!) {
-  updateUser(input: {userId: $id, age: $age}) { position }
-}"""
+# The operations a person types into the editor (on one line: GraphiQL's prettify lays them out).
+REGISTER = Template(
+    'mutation { registerUser(input: {email: "$email", name: "$name", age: 40}) { streamId } }'
+)
+HISTORY = Template('{ events(streamId: "$user") { type } }')
+LIVE = Template('subscription { events(streamId: "$user") { position type } }')
+UPDATE = Template('mutation { updateUser(input: {userId: "$user", age: 41}) { position } }')
 
 RECORD_CSP_VIOLATIONS = """
 window.__cspViolations = [];
@@ -52,40 +45,18 @@ document.addEventListener("securitypolicyviolation", (event) => {
 """
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    chromium = shutil.which("chromium")
-    if chromium is None:
-        pytest.fail(
-            "Chromium is not installed: `apt-get install -y chromium` (.ci/run does). "
-            "Playwright's own browser download is not available here."
-        )
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=chromium)
-        yield launched
-        launched.close()
-
-
-def origin_of(url: str) -> str:
-    parts = urlsplit(url)
-    scheme = {"ws": "http", "wss": "https"}.get(parts.scheme, parts.scheme)
-    return f"{scheme}://{parts.netloc}"
-
-
 @dataclass
 class Playground:
-    """GraphiQL open in a page that may reach the service's origin only."""
+    """GraphiQL open in a tab that may reach the service's origin only."""
 
     page: Page
-    origin: str
-    screenshots: Path
-    requests: list[Request] = field(default_factory=list)
-    foreign: list[str] = field(default_factory=list)
-    sockets: list[WebSocket] = field(default_factory=list)
-    console_errors: list[str] = field(default_factory=list)
+    url: str
 
-    def snap(self, step: str) -> None:
-        self.page.screenshot(path=self.screenshots / f"{step}.png")
+    def open(self) -> Response | None:
+        loaded = self.page.goto(self.url)
+        expect(self.page.locator(".graphiql-query-editor .monaco-editor")).to_be_visible()
+        expect(self.page.locator(".graphiql-response .monaco-editor")).to_be_visible()
+        return loaded
 
     def type_into(self, editor: str, text: str) -> None:
         """Replace what the Monaco editor `editor` (its file name's end) holds with `text`,
@@ -97,78 +68,49 @@ class Playground:
         self.page.keyboard.insert_text(text)
 
     def type_operation(self, text: str) -> None:
-        """Type `text` into the operation editor and wait, as a person would, until GraphiQL
-        has read it: it parses the operation (whether a subscription, to go over the websocket)
-        100 ms after the last keystroke, and saves the text at that moment."""
+        """Type `text` into the operation editor, prettify it (GraphiQL's button), and wait,
+        as a person would, until GraphiQL has read it: it parses the operation (whether a
+        subscription, to go over the websocket) 100 ms after the last change, and saves the
+        text at that moment; compared without whitespace and commas, which prettify moves or
+        drops and GraphQL ignores. (Typed over several lines, Monaco would indent and close
+        brackets on each.)"""
         self.type_into(".graphql", text)
+        self.page.get_by_role("button", name=re.compile("^Prettify")).click()
+        # Back to the start, so that a screenshot shows the operation from its first column.
+        self.page.locator(".monaco-editor[data-uri$='.graphql']").click()
+        self.page.keyboard.press("ControlOrMeta+Home")
         self.page.wait_for_function(
-            "text => localStorage.getItem('graphiql:query') === text", arg=text
+            """text => {
+                const saved = localStorage.getItem('graphiql:query') ?? '';
+                return saved.replace(/[\\s,]+/g, '') === text.replace(/[\\s,]+/g, '');
+            }""",
+            arg=text,
         )
 
     def run(self) -> None:
         self.page.locator(".graphiql-execute-button").click()
 
+    def run_over_http(self) -> dict[str, Any]:
+        """Run the operation typed (a query or a mutation) and return the answer the page got."""
+        with self.page.expect_response(
+            lambda r: r.request.method == "POST" and urlsplit(r.url).path == "/graphql"
+        ) as answered:
+            self.run()
+        body = answered.value.json()
+        assert "errors" not in body, body
+        return dict(body["data"])
+
     @property
     def response(self) -> Any:
         return self.page.locator(".graphiql-response")
 
-    def assert_clean(self) -> None:
-        """Nothing asked of another host, every request and socket to the service, no console
-        error and no Content-Security-Policy violation."""
-        assert self.foreign == [], self.foreign
-        elsewhere = [
-            r.url
-            for r in self.requests
-            if urlsplit(r.url).scheme in ("http", "https") and origin_of(r.url) != self.origin
-        ]
-        assert elsewhere == [], elsewhere
-        assert all(origin_of(s.url) == self.origin for s in self.sockets), [
-            s.url for s in self.sockets
-        ]
-        assert self.page.evaluate("window.__cspViolations") == []
-        assert self.console_errors == [], self.console_errors
-
 
 @pytest.fixture
-def playground(server: Server, browser: Browser, tmp_path: Path) -> Iterator[Playground]:
-    context = browser.new_context()
-    context.set_default_timeout(10_000)
-    page = context.new_page()
-    shots = tmp_path / "screenshots"
-    shots.mkdir()
-    opened = Playground(page=page, origin=server.url, screenshots=shots)
-
-    def only_the_service(route: Route) -> None:
-        if origin_of(route.request.url) == opened.origin:
-            route.continue_()
-        else:
-            opened.foreign.append(route.request.url)
-            route.abort("blockedbyclient")
-
-    # Websockets pass no route: assert_clean checks theirs (and the page's policy refuses any
-    # other origin). Playwright's route_web_socket would stand in for the page's WebSocket.
-    context.route("**/*", only_the_service)
-    context.on("request", lambda request: opened.requests.append(request))
-    page.on("websocket", lambda socket: opened.sockets.append(socket))
-
-    def console(message: ConsoleMessage) -> None:
-        if message.type == "error":
-            opened.console_errors.append(message.text)
-
-    page.on("console", console)
-    page.on("pageerror", lambda error: opened.console_errors.append(str(error)))
-    page.add_init_script(RECORD_CSP_VIOLATIONS)
-    yield opened
-    context.close()
-
-
-def graphql(server: Server, document: str, **variables: Any) -> dict[str, Any]:
-    response = httpx.post(
-        server.graphql_url, json={"query": document, "variables": variables}, timeout=10
-    )
-    body = response.json()
-    assert "errors" not in body, body
-    return dict(body["data"])
+def tabs(server: Server, browser: Browser) -> Iterator[Confined]:
+    """A browser whose tabs may reach the service's origin only, recording CSP violations."""
+    with confined(browser, server.url) as opened:
+        opened.context.add_init_script(RECORD_CSP_VIOLATIONS)
+        yield opened
 
 
 def live_subscribers(server: Server) -> int:
@@ -176,41 +118,45 @@ def live_subscribers(server: Server) -> int:
 
 
 def test_the_playground_runs_offline_under_its_content_security_policy(
-    playground: Playground, server: Server
+    tabs: Confined, server: Server, screenshots: Screenshots
 ) -> None:
-    page = playground.page
-    name = f"Playground {uuid.uuid4().hex[:8]}"
-    user = graphql(server, REGISTER, email=unique_email("playground"), name=name)["registerUser"]
-
-    loaded = page.goto(f"{server.url}/graphql")
+    page = tabs.new_page()
+    playground = Playground(page, f"{server.url}/graphql")
+    loaded = playground.open()
     assert loaded is not None and loaded.status == 200
     assert loaded.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
-    expect(page.locator(".graphiql-query-editor .monaco-editor")).to_be_visible()
-    expect(page.locator(".graphiql-response .monaco-editor")).to_be_visible()
-    playground.snap("1-loaded")
+    screenshots.shot(page, "loaded")
 
     # The Headers tab: what it holds goes on the request.
     correlation = f"playground-{uuid.uuid4().hex[:12]}"
     page.get_by_role("button", name="Headers", exact=True).click()
     playground.type_into("headers.json", f'{{"X-Correlation-ID": "{correlation}"}}')
-    playground.snap("2-headers")
+    screenshots.shot(page, "headers")
 
-    playground.type_operation(f'{{ events(streamId: "{user["streamId"]}") {{ type }} }}')
+    name = f"Playground {uuid.uuid4().hex[:8]}"
+    email = unique_email("playground")
+    playground.type_operation(REGISTER.substitute(email=email, name=name))
     with page.expect_request(lambda r: r.method == "POST" and "/graphql" in r.url) as sent:
-        playground.run()
+        registered = playground.run_over_http()["registerUser"]
     assert sent.value.headers.get("x-correlation-id") == correlation
+    user = registered["streamId"]
+    expect(playground.response).to_contain_text(f'"streamId": "{user}"')
+    screenshots.shot(page, "mutation")
+
+    playground.type_operation(HISTORY.substitute(user=user))
+    playground.run()
     expect(playground.response).to_contain_text('"type": "UserRegistered"')
-    playground.snap("3-query")
+    screenshots.shot(page, "query")
 
     page.get_by_role("button", name="Show GraphiQL Explorer").click()
     explorer = page.locator(".graphiql-explorer-root")
     expect(explorer).to_be_visible()
     expect(explorer).to_contain_text("userSummary")
-    playground.snap("4-explorer")
+    screenshots.shot(page, "explorer")
     page.get_by_role("button", name="Hide GraphiQL Explorer").click()
 
     before = live_subscribers(server)
-    playground.type_operation("subscription { events { position type } }")
+    playground.type_operation(LIVE.substitute(user=user))
     with page.expect_websocket() as opened:
         playground.run()
     socket = opened.value
@@ -219,19 +165,29 @@ def test_the_playground_runs_offline_under_its_content_security_policy(
     while live_subscribers(server) <= before:  # the server's own count: the subscription is on
         assert time.monotonic() < deadline, "the subscription never reached the server"
         time.sleep(0.05)
-    position = graphql(server, UPDATE, id=user["streamId"], age=41)["updateUser"]["position"]
+    screenshots.shot(page, "subscribed")
+
+    # A second tab, as a person would open one: the mutation typed into its editor.
+    second = Playground(tabs.new_page(), playground.url)
+    second.open()
+    second.type_operation(UPDATE.substitute(user=user))
+    position = second.run_over_http()["updateUser"]["position"]
+    expect(second.response).to_contain_text(f'"position": "{position}"')
+    screenshots.shot(second.page, "second-tab-mutation")
+
+    page.bring_to_front()
     expect(playground.response).to_contain_text(f'"position": "{position}"')
     expect(playground.response).to_contain_text('"type": "UserUpdated"')
-    playground.snap("5-subscription")
+    screenshots.shot(page, "subscription-event")
 
     # Monaco's workers (the editor's, and the GraphQL and JSON languages') came from the build.
     workers = {
-        Path(urlsplit(r.url).path).name.split("-")[0]
-        for r in playground.requests
-        if ".worker-" in r.url
+        Path(urlsplit(r.url).path).name.split("-")[0] for r in tabs.requests if ".worker-" in r.url
     }
     assert workers == {"editor.worker", "graphql.worker", "json.worker"}, workers
-    playground.assert_clean()
+    for tab in (page, second.page):
+        assert tab.evaluate("window.__cspViolations") == []
+    tabs.assert_clean()
 
 
 def test_the_assets_carry_the_policy_and_may_be_cached_for_good(server: Server) -> None:

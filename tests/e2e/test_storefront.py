@@ -1,54 +1,39 @@
 """The example frontend (examples/storefront, urql and graphql-ws) in a real Chromium, served by
 the service at /examples/storefront: an order watched live to CONFIRMED, stock that changes
 live, posts whose likes and comments arrive live, the token on both transports, and nothing
-loaded from another origin.
+loaded from another origin. test_storefront_cross_origin.py serves the same build from another
+origin.
 
-Chromium is Debian's (`apt-get install -y chromium`, which .ci/run does): Playwright's own
-browser download is not available here. Screenshots of each step are kept in the test's
-tmp_path (pytest keeps the last three runs' under its basetemp).
+tests/e2e/browser.py launches Debian's Chromium and keeps a screenshot of each step in
+test-artifacts/screenshots/<test name>/.
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
 import re
-import shutil
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from playwright.sync_api import (
-    Browser,
-    ConsoleMessage,
-    Page,
-    Request,
-    Route,
-    WebSocket,
-    expect,
-    sync_playwright,
-)
+from playwright.sync_api import Browser, Request, expect
 
 from api.app import STOREFRONT, example_routes
-from tests.conftest import _admin, _with_database
-from tests.e2e.conftest import Server, start_server, unique_email
+from tests.e2e.browser import Screenshots, confined
+from tests.e2e.conftest import Server, unique_email
+from tests.e2e.storefront import (
+    REGISTER,
+    RESTOCK,
+    STOREFRONT_PATH,
+    Storefront,
+    add_product,
+    graphql,
+    open_storefront,
+    serve_on_a_database_of_its_own,
+)
 
-STOREFRONT_PATH = "/examples/storefront"
-
-ADD_PRODUCT = """mutation($sku: String!, $stock: Int!) {
-  addProduct(input: {sku: $sku, name: "Desk lamp", priceCents: 1999, initialStock: $stock}) { streamId }
-}"""
-RESTOCK = """mutation($id: ID!, $quantity: Int!) {
-  restockProduct(input: {productId: $id, quantity: $quantity}) { position }
-}"""
-REGISTER = """mutation($email: String!, $name: String!) {
-  registerUser(input: {email: $email, name: $name, age: 40}) { streamId }
-}"""
 CREATE_POST = """mutation($author: ID!, $message: String!) {
   createPost(input: {authorId: $author, message: $message}) { streamId }
 }"""
@@ -62,136 +47,20 @@ COMMENT = """mutation($post: ID!, $user: ID!, $text: String!) {
 def storefront_server(
     server_url: str, template_database: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Server]:
-    """An open-mode server on a database of its own: the catalog and feed the page lists hold
-    this module's products and posts only."""
-    name = template_database.replace("_template", "_storefront")
-    asyncio.run(_admin(server_url, f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"'))
     log = tmp_path_factory.mktemp("storefront") / "serve.log"
-    server = start_server({"DATABASE_URL": _with_database(server_url, name)}, log)
-    try:
+    with serve_on_a_database_of_its_own(
+        server_url, template_database, "storefront", {}, log
+    ) as server:
         yield server
-    finally:
-        server.stop()
-        asyncio.run(_admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    assert "Traceback" not in server.output(), server.output()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    chromium = shutil.which("chromium")
-    if chromium is None:
-        pytest.fail(
-            "Chromium is not installed: `apt-get install -y chromium` (.ci/run does). "
-            "Playwright's own browser download is not available here."
-        )
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=chromium)
-        yield launched
-        launched.close()
-
-
-@dataclass
-class Storefront:
-    """The app open in a page that may reach the service's origin only."""
-
-    page: Page
-    origin: str
-    screenshots: Path
-    foreign: list[str] = field(default_factory=list)
-    console_errors: list[str] = field(default_factory=list)
-    sockets: list[WebSocket] = field(default_factory=list)
-    frames_sent: list[tuple[WebSocket, str]] = field(default_factory=list)
-
-    def snap(self, step: str) -> None:
-        self.page.screenshot(path=self.screenshots / f"{step}.png", full_page=True)
-
-    def row(self, sku: str) -> Any:
-        return self.page.locator(f"tr[data-sku='{sku}']")
-
-    def post(self, message: str) -> Any:
-        return self.page.locator("article", has_text=message)
-
-    def first_frame(self, socket: WebSocket) -> Any:
-        """The first message the app sent on `socket` (graphql-ws: its connection_init)."""
-        sent = [payload for on, payload in self.frames_sent if on is socket]
-        return json.loads(sent[0] if sent else socket.wait_for_event("framesent"))
-
-    def assert_clean(self) -> None:
-        """Nothing asked of another host, every socket to the service, no console error, and
-        the page never reloaded (the marker set after the first load is still there)."""
-        assert self.foreign == [], self.foreign
-        assert self.sockets, "the app opened no websocket"
-        assert all(origin_of(s.url, ws=True) == self.origin for s in self.sockets), [
-            s.url for s in self.sockets
-        ]
-        assert self.console_errors == [], self.console_errors
-        assert self.page.evaluate("window.__loadedOnce") is True, "the page reloaded"
-
-
-def origin_of(url: str, *, ws: bool = False) -> str:
-    parts = urlsplit(url)
-    scheme = {"ws": "http", "wss": "https"}.get(parts.scheme, parts.scheme) if ws else parts.scheme
-    return f"{scheme}://{parts.netloc}"
 
 
 @pytest.fixture
-def storefront(storefront_server: Server, browser: Browser, tmp_path: Path) -> Iterator[Storefront]:
-    context = browser.new_context()
-    page = context.new_page()
-    shots = tmp_path / "screenshots"
-    shots.mkdir()
-    opened = Storefront(page=page, origin=storefront_server.url, screenshots=shots)
-
-    def only_the_service(route: Route) -> None:
-        if origin_of(route.request.url) == opened.origin:
-            route.continue_()
-        else:
-            opened.foreign.append(route.request.url)
-            route.abort("blockedbyclient")
-
-    def watch(socket: WebSocket) -> None:
-        opened.sockets.append(socket)
-        socket.on("framesent", lambda payload: opened.frames_sent.append((socket, str(payload))))
-
-    context.route("**/*", only_the_service)
-    page.on("websocket", watch)
-
-    def console(message: ConsoleMessage) -> None:
-        if message.type == "error":
-            opened.console_errors.append(message.text)
-
-    page.on("console", console)
-    page.on("pageerror", lambda error: opened.console_errors.append(str(error)))
-    # No trailing slash, as a person types it: the mount redirects to the folder.
-    page.goto(f"{storefront_server.url}{STOREFRONT_PATH}")
-    page.evaluate("window.__loadedOnce = true")
-    expect(page.get_by_test_id("connection")).to_have_text("live")
-    yield opened
-    context.close()
-
-
-def graphql(server: Server, document: str, **variables: Any) -> dict[str, Any]:
-    """A call from elsewhere (another shopper, an admin's tool): open mode, so an admin."""
-    response = httpx.post(
-        server.graphql_url, json={"query": document, "variables": variables}, timeout=10
-    )
-    body = response.json()
-    assert "errors" not in body, body
-    return dict(body["data"])
-
-
-def add_product(server: Server, stock: int) -> tuple[str, str]:
-    sku = f"LAMP-{uuid.uuid4().hex[:8].upper()}"
-    product = graphql(server, ADD_PRODUCT, sku=sku, stock=stock)["addProduct"]["streamId"]
-    return sku, product
-
-
-def register_in_the_page(shop: Storefront, name: str) -> None:
-    page = shop.page
-    page.get_by_label("Name").fill(name)
-    page.get_by_label("Email").fill(unique_email("shopper"))
-    page.get_by_role("button", name="Register").click()
-    expect(page.get_by_test_id("user-name")).to_have_text(name)
+def storefront(
+    storefront_server: Server, browser: Browser, screenshots: Screenshots
+) -> Iterator[Storefront]:
+    with confined(browser, storefront_server.url) as tabs:
+        # No trailing slash, as a person types it: the mount redirects to the folder.
+        yield open_storefront(tabs, screenshots, f"{storefront_server.url}{STOREFRONT_PATH}")
 
 
 def test_an_order_goes_confirmed_and_the_stock_changes_live(
@@ -201,16 +70,16 @@ def test_an_order_goes_confirmed_and_the_stock_changes_live(
     page = storefront.page
     row = storefront.row(sku)
     expect(row.get_by_test_id("available")).to_have_text("5")
-    storefront.snap("1-catalog")
+    storefront.shot("catalog")
 
-    register_in_the_page(storefront, "Ada")
+    storefront.register("Ada")
     page.get_by_role("button", name="Create order").click()
     expect(page.get_by_test_id("order-status")).to_have_text("DRAFT")
     row.get_by_label(f"Quantity of {sku}").fill("2")
     row.get_by_role("button", name="Add to order").click()
     expect(page.get_by_test_id("order-items")).to_contain_text(f"2 × Desk lamp ({sku})")
     expect(page.get_by_test_id("order-total")).to_have_text("$39.98")
-    storefront.snap("2-draft-order")
+    storefront.shot("draft-order")
 
     page.get_by_role("button", name="Place order").click()
     # placeOrder answers at PLACED; CONFIRMED comes from the fulfilment process, pushed by
@@ -220,12 +89,12 @@ def test_an_order_goes_confirmed_and_the_stock_changes_live(
     # The reservation reaches the catalog by the `events` subscription.
     expect(row.get_by_test_id("reserved")).to_have_text("2")
     expect(row.get_by_test_id("available")).to_have_text("3")
-    storefront.snap("3-confirmed")
+    storefront.shot("confirmed")
 
     graphql(storefront_server, RESTOCK, id=product, quantity=10)
     expect(row.get_by_test_id("on-hand")).to_have_text("15")
     expect(row.get_by_test_id("available")).to_have_text("13")
-    storefront.snap("4-restocked")
+    storefront.shot("restocked")
     storefront.assert_clean()
 
 
@@ -234,16 +103,17 @@ def test_an_order_beyond_the_stock_goes_rejected_live(
 ) -> None:
     sku, _ = add_product(storefront_server, stock=1)
     page = storefront.page
-    register_in_the_page(storefront, "Grace")
+    storefront.register("Grace")
     page.get_by_role("button", name="Create order").click()
     storefront.row(sku).get_by_label(f"Quantity of {sku}").fill("3")
     storefront.row(sku).get_by_role("button", name="Add to order").click()
     expect(page.get_by_test_id("order-items")).to_contain_text(sku)
+    storefront.shot("draft-order")
     page.get_by_role("button", name="Place order").click()
     expect(page.get_by_test_id("order-status")).to_have_text("REJECTED")
     expect(page.get_by_text(f"not enough stock of {sku}")).to_be_visible()
     expect(storefront.row(sku).get_by_test_id("available")).to_have_text("1")
-    storefront.snap("rejected")
+    storefront.shot("rejected")
     storefront.assert_clean()
 
 
@@ -251,7 +121,7 @@ def test_posts_likes_and_comments_arrive_live(
     storefront_server: Server, storefront: Storefront
 ) -> None:
     page = storefront.page
-    register_in_the_page(storefront, "Linus")
+    storefront.register("Linus")
     other = graphql(storefront_server, REGISTER, email=unique_email("poster"), name="Margaret")
     author = other["registerUser"]["streamId"]
 
@@ -261,6 +131,7 @@ def test_posts_likes_and_comments_arrive_live(
     card = storefront.post(message)
     expect(card).to_contain_text("by Margaret")
     expect(card.get_by_test_id("like-count")).to_have_text("0")
+    storefront.shot("post-arrived")
 
     # From the page: a post of our own, and a like, read back at their positions.
     page.get_by_label("New post").fill("Mine")
@@ -269,16 +140,18 @@ def test_posts_likes_and_comments_arrive_live(
     card.get_by_role("button", name="Like").click()
     expect(card.get_by_test_id("like-count")).to_have_text("1")
     expect(card.get_by_role("button", name="Unlike")).to_be_visible()
+    storefront.shot("own-post-and-like")
 
     # From elsewhere: pushed by postChanged.
     graphql(storefront_server, LIKE, post=post_id, user=author)
     expect(card.get_by_test_id("like-count")).to_have_text("2")
     graphql(storefront_server, COMMENT, post=post_id, user=author, text="Bright and quiet")
     expect(card.get_by_test_id("comments")).to_have_text("Margaret: Bright and quiet")
+    storefront.shot("like-and-comment-arrived")
     card.get_by_label("Comment").fill("Ordered two")
     card.get_by_role("button", name="Comment").click()
     expect(card.get_by_test_id("comments")).to_contain_text("Linus: Ordered two")
-    storefront.snap("feed")
+    storefront.shot("own-comment")
     storefront.assert_clean()
 
 
@@ -288,7 +161,7 @@ def test_a_token_goes_on_every_request_and_in_connection_init(
     """Open mode ignores tokens, so this checks what the app sends: a secured service reads
     `Authorization: Bearer` on HTTP and in the graphql-ws connection_init payload."""
     page = storefront.page
-    first_init = storefront.first_frame(storefront.sockets[0])
+    first_init = storefront.first_frame(storefront.browser.sockets[0])
     assert first_init == {"type": "connection_init", "payload": {}}, first_init
 
     sent: list[dict[str, str]] = []
@@ -307,6 +180,7 @@ def test_a_token_goes_on_every_request_and_in_connection_init(
     init = storefront.first_frame(reconnected.value)
     assert init == {"type": "connection_init", "payload": {"Authorization": "Bearer a-token"}}
     expect(page.get_by_test_id("connection")).to_have_text("live")
+    storefront.shot("token-in-use")
     # Every request since the click, the first included: none went out with the old client.
     assert sent and all(h.get("authorization") == "Bearer a-token" for h in sent), sent
     storefront.assert_clean()
