@@ -1,7 +1,7 @@
 import { useEffect, useState } from 'react';
 import { Provider } from 'urql';
 import { Account } from './Account';
-import { createApi, type Api, type Connection } from './client';
+import { apiUrls, createApi, type Api, type Connection } from './client';
 import type { User } from './documents';
 import { Feed } from './Feed';
 import { Reloads } from './live';
@@ -50,6 +50,9 @@ export function App() {
       <Reloads.Provider value={reloads}>
         <header>
           <h1>Chronicle storefront</h1>
+          <span className="api" data-testid="api" title="The API this page calls (?api=)">
+            {apiUrls().http}
+          </span>
           <span className={`connection ${connection}`} data-testid="connection">
             {connection}
           </span>

@@ -1,10 +1,20 @@
 import { createClient as createWsClient } from 'graphql-ws';
 import { Client, cacheExchange, fetchExchange, subscriptionExchange } from 'urql';
 
-/** Where the API is: /graphql on the page's own origin, over HTTP and over a websocket. A vite
- * dev server proxies that path to the service (vite.config.ts), so the same code runs there. */
+/**
+ * Where the API is, over HTTP and over a websocket (`ws:` for `http:`, `wss:` for `https:`, same
+ * host and path). By default `/graphql` on the page's own origin: the service serving the app, or
+ * a vite dev server proxying that path to it (vite.config.ts). `?api=<url>` points the page at a
+ * service on another origin without a rebuild (`?api=http://127.0.0.1:8000/graphql`); that
+ * service must list the page's origin in CHRONICLE_ALLOWED_ORIGINS, for HTTP (CORS) and for
+ * websockets alike. A bearer token goes wherever `api` points.
+ */
 export function apiUrls(page: Location = window.location): { http: string; ws: string } {
-  const http = new URL('/graphql', page.href);
+  const chosen = new URLSearchParams(page.search).get('api') || '/graphql';
+  const http = new URL(chosen, page.href);
+  if (http.protocol !== 'http:' && http.protocol !== 'https:') {
+    throw new Error(`?api= must be an http: or https: URL, not ${chosen}`);
+  }
   const ws = new URL(http);
   ws.protocol = http.protocol === 'https:' ? 'wss:' : 'ws:';
   return { http: http.href, ws: ws.href };

@@ -54,7 +54,15 @@ export function useCommand<Name extends string, Input>(
 /** A CombinedError as a person reads it: each GraphQL error's message and code. */
 export function describe(error: CombinedError | undefined): string {
   if (!error) return 'no answer';
-  if (error.networkError) return `the service cannot be reached: ${error.networkError.message}`;
+  if (error.networkError) {
+    // A websocket's failure arrives as a browser event, with no message: its CloseEvent (a
+    // code), or the error event of a handshake refused (the browser tells the page no more).
+    const cause: { message?: string; code?: number } = error.networkError;
+    const reason =
+      cause.message ||
+      (cause.code ? `the connection closed (${cause.code})` : 'the websocket could not connect');
+    return `the service cannot be reached: ${reason}`;
+  }
   return error.graphQLErrors
     .map((e) => (e.extensions?.code ? `${e.message} (${String(e.extensions.code)})` : e.message))
     .join('; ');
