@@ -145,6 +145,12 @@ class ProjectionCollector(Collector):
             "while it runs.",
             labels=labels,
         )
+        parked = GaugeMetricFamily(
+            "chronicle_projection_parked_events",
+            "Events the projection parked instead of stopping at them "
+            "(CHRONICLE_ON_PROJECTION_ERROR=park), waiting for a retry or a skip.",
+            labels=labels,
+        )
         by_name = {s.name: s for s in self.seen.statuses}
         head = self.seen.lag.head
         for each in self.seen.statuses:
@@ -154,11 +160,12 @@ class ProjectionCollector(Collector):
             position.add_metric(name, each.position)
             lag_events.add_metric(name, each.lag)
             lag_seconds.add_metric(name, self.seen.lag.seconds.get(each.name, 0.0))
+            parked.add_metric(name, each.parked)
             for state in dict.fromkeys((*STATUSES, each.status)):
                 status.add_metric([each.name, state], 1 if state == each.status else 0)
             if (rebuild := by_name.get(rebuild_checkpoint(each.name))) is not None:
                 progress.add_metric(name, min(1.0, rebuild.position / head) if head else 1.0)
-        return [position, lag_events, lag_seconds, status, progress]
+        return [position, lag_events, lag_seconds, status, progress, parked]
 
 
 class _ThisProcess(Collector):

@@ -157,6 +157,14 @@ def caught_up(server: Server, parked: int, within: float = 30) -> dict[str, Any]
         time.sleep(0.1)  # the runner is another process: poll it
 
 
+def parked_gauge(server: Server, projection: str = "products") -> float:
+    """chronicle_projection_parked_events{projection} as /metrics shows it."""
+    scraped = httpx.get(f"{server.url}/metrics", timeout=30).text
+    wanted = f'chronicle_projection_parked_events{{projection="{projection}"}} '
+    (line,) = [line for line in scraped.splitlines() if line.startswith(wanted)]
+    return float(line.removeprefix(wanted))
+
+
 def add_product(server: Server, name: str) -> str:
     sku = f"P-{uuid.uuid4().hex[:10]}"
     product_id: str = call(server, ADD_PRODUCT, sku=sku, name=name)["addProduct"]["streamId"]
@@ -181,6 +189,7 @@ def test_admins_list_retry_and_skip_parked_events_over_graphql(
         status = caught_up(server, parked=2)
         assert (status["status"], status["lag"], status["parked"]) == ("running", 0, 2)
         assert call(server, PRODUCT, id=chair)["product"]["name"] == "Chair"  # went on
+        assert parked_gauge(server) == 2.0
 
         parked = call(server, PARKED, projection="products")["parkedEvents"]
         assert [(p["streamId"], p["eventType"], p["attempts"]) for p in parked] == [
@@ -202,6 +211,7 @@ def test_admins_list_retry_and_skip_parked_events_over_graphql(
 
         retried = call(server, RETRY, projection="products")["retryParked"]
         assert retried["parked"] == 0
+        assert parked_gauge(server) == 0.0
         assert call(server, PARKED)["parkedEvents"] == []
         assert call(server, PRODUCT, id=lamp)["product"] == {
             "name": "Poisoned lamp",
