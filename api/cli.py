@@ -154,6 +154,8 @@ async def _status(settings: Settings) -> None:
         print(f"{s.name:<24} {s.status:<11} {s.position:>10} {s.lag:>8}  {s.updated_at}")
         if s.error:
             print(f"  stopped at position {s.failed_position}: {s.error}")
+        if s.parked:
+            print(f"  {s.parked} events parked: chronicle projections parked {s.name}")
 
 
 async def _parked(settings: Settings, name: str | None) -> int:
