@@ -37,6 +37,7 @@ from tests.e2e.live import (
     ready,
     stalled_socket,
 )
+from tests.e2e.observed import Scrape
 from tests.e2e.test_commands import run
 
 WITH_DATA = """subscription($streamType: String) {
@@ -123,6 +124,7 @@ async def test_a_subscriber_that_stops_reading_is_ended_with_where_to_resume(
         assert "after" in error["message"]
         async with asyncio.timeout(10):
             assert json.loads(await slow.recv()) == {"id": "s", "type": "complete"}
+        assert Scrape(server.url).value("chronicle_subscriptions_fell_behind_total") == 1
 
         # Resuming there gives the rest of the log exactly.
         resumed = Subscriber(server, EVENTS, streamType=kind, after=resume_after)
@@ -161,6 +163,7 @@ async def test_killing_the_listen_connection_loses_nothing(
         got = positions(watcher.received)
         assert len(got) == len(set(got))
         assert "doorbell listener lost" in server.output()
+        assert Scrape(server.url).value("chronicle_doorbell_reconnects_total") >= 1
     finally:
         await watcher.close()
         server.stop()

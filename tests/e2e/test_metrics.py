@@ -208,6 +208,50 @@ async def test_projection_lag_gauges_equal_what_the_database_says(
     assert not scrape.series("chronicle_projection_rebuild_progress_ratio")
 
 
+REBUILD = "mutation($name: String!) { rebuildProjection(name: $name) { name status } }"
+
+
+async def test_a_rebuild_shows_its_progress_and_status(
+    lagging_server: tuple[Server, str],
+) -> None:
+    server, url = lagging_server
+    engine = create_engine(url, pool_size=2)
+    store = EventStore(engine)
+    try:
+        written = await append_many(store, f"Rebuilt{uuid.uuid4().hex[:6]}", 1, 4)
+    finally:
+        await store.close()
+        await engine.dispose()
+    async with httpx.AsyncClient(timeout=10) as http:
+        answer = await http.post(
+            server.graphql_url, json={"query": REBUILD, "variables": {"name": "products"}}
+        )
+    assert answer.json()["data"]["rebuildProjection"]["status"] == "rebuilding", answer.text
+    started = Scrape(server.url)
+    assert started.by("chronicle_projection_rebuild_progress_ratio", "projection") == {
+        "products": 0.0
+    }
+    assert started.value("chronicle_projection_status", projection="products", status="rebuilding")
+    assert not started.value("chronicle_projection_status", projection="products", status="running")
+    # No runner here: move the rebuild's checkpoint by hand to an event part of the way.
+    connection = await asyncpg.connect(url)
+    try:
+        head = await connection.fetchval("SELECT max(position) FROM events")
+        await connection.execute(
+            "UPDATE projection_checkpoints c SET position = e.position, "
+            "transaction_id = e.transaction_id FROM events e "
+            "WHERE c.name = 'products:rebuild' AND e.position = $1",
+            written[1],
+        )
+    finally:
+        await connection.close()
+    midway = Scrape(server.url)
+    ratio = midway.value("chronicle_projection_rebuild_progress_ratio", projection="products")
+    assert ratio == pytest.approx(written[1] / head)
+    assert 0 < ratio < 1
+    assert "products:rebuild" not in midway.by("chronicle_projection_position", "projection")
+
+
 def test_metrics_can_be_turned_off(server_url: str, template_database: str, tmp_path: Path) -> None:
     with own_database(server_url, template_database) as url:
         server = start_server({"DATABASE_URL": url, "CHRONICLE_METRICS": "off"}, tmp_path / "log")
