@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import aclosing
 from typing import Any
 
 import pytest
@@ -16,6 +17,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 from opentelemetry.util._once import Once
 from starlette.requests import Request
+from strawberry.types import ExecutionResult
 
 from api.app import services
 from api.auth import OPEN_MODE
@@ -273,3 +275,38 @@ async def test_with_tracing_off_nothing_is_traced_and_no_event_carries_a_trace_c
     events = await _events(untraced, order_id)
     assert {e.event_type for e in events} >= {"OrderPlaced", "StockReserved", "OrderConfirmed"}
     assert not [e for e in events if "traceparent" in e.metadata or "tracestate" in e.metadata]
+
+
+async def test_a_subscription_streams_with_tracing_on_and_its_events_start_no_spans(
+    traced: Services, spans: InMemorySpanExporter
+) -> None:
+    schema = build_schema(traced.settings)
+    assert GraphQLTracing in list(schema.extensions)
+    context = Context(
+        services=traced,
+        loaders=Loaders.for_request(traced.engine),
+        request=Request({"type": "http", "headers": [], "method": "POST"}),
+        identity=OPEN_MODE,
+    )
+    subscription = await schema.subscribe(
+        'subscription Tail { events(streamType: "Product") { type streamId metadata } }',
+        context_value=context,
+    )
+    assert not isinstance(subscription, ExecutionResult) or subscription.errors is None
+    results = aclosing(subscription)  # type: ignore[type-var]
+    async with results as stream:
+        product_id = str(uuid.uuid4())
+        await traced.handler.handle(
+            catalog.DECIDER,
+            product_id,
+            catalog.AddProduct(product_id=product_id, sku="SUB-1", name="Lamp", price_cents=1),
+        )
+        result = await anext(stream)
+    assert result.errors is None, result.errors
+    assert result.data is not None
+    event = result.data["events"]
+    assert (event["type"], event["streamId"]) == ("ProductAdded", product_id)
+    add = _one(list(spans.get_finished_spans()), "command AddProduct")
+    assert event["metadata"]["traceparent"] == _traceparent(add)
+    names = [s.name for s in spans.get_finished_spans()]
+    assert not [n for n in names if n.startswith("GraphQL Resolving")]
