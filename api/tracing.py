@@ -1,7 +1,7 @@
 """OpenTelemetry traces, exported over OTLP when the standard `OTEL_*` variables ask for them.
 
 Off by default: no provider is installed, the GraphQL schema runs without the tracing extension,
-the engine is not instrumented, and the store's spans (store/tracing.py) are the API's no-ops.
+the engine is not instrumented, and the store (store/tracing.py) starts no span.
 On (`Settings.tracing`), the service installs the SDK's provider once per process, with a batch
 processor and the OTLP/HTTP (protobuf) exporter; the SDK reads the other standard variables
 itself (`OTEL_EXPORTER_OTLP_*` endpoint, headers and timeout, `OTEL_TRACES_SAMPLER`,
@@ -11,10 +11,11 @@ instrumentation are the `chronicle[otel]` extra, imported (by api/tracing_sdk.py
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from typing import Any
 
 from graphql import GraphQLResolveInfo, OperationType
+from opentelemetry import context, propagate
 from sqlalchemy.ext.asyncio import AsyncEngine
 from strawberry.extensions.tracing import OpenTelemetryExtension
 from strawberry.types import ExecutionContext
@@ -29,11 +30,26 @@ class GraphQLTracing(OpenTelemetryExtension):
     Here a root field (a mutation, a query) gets the extension's span, current while its
     resolver runs, so the command spans it starts are its children; nested fields and
     subscription events pass straight through. Arguments are not recorded: they are the
-    client's data (emails, addresses); the stream ids are on the command spans.
+    client's data (emails, addresses); the stream ids are on the command spans. A request that
+    carries a trace context (`traceparent`, or what `OTEL_PROPAGATORS` reads) continues the
+    client's trace.
     """
 
     def __init__(self, *, execution_context: ExecutionContext | None = None) -> None:
         super().__init__(execution_context=execution_context, arg_filter=_no_arguments)
+
+    def on_operation(self) -> Generator[None, None, None]:
+        operation = super().on_operation()
+        request = getattr(self.execution_context.context, "request", None)
+        token = context.attach(propagate.extract(getattr(request, "headers", {})))
+        try:
+            next(operation)  # starts the operation's span, in the client's trace if it has one
+        finally:
+            context.detach(token)
+        try:
+            yield
+        finally:
+            next(operation, None)  # ends it
 
     def resolve(
         self,

@@ -1,8 +1,8 @@
 """Traces of the write side: a span for each command and its append, and the trace context
 kept in each event's metadata so that whatever reacts to the event continues the same trace.
 
-Only the OpenTelemetry API is used here. Without an SDK's provider (tracing off) every span is
-a no-op and nothing is added to metadata. The tracer is looked up at each use, never kept from
+Only the OpenTelemetry API is used here. Without an SDK's provider (tracing off) no span is
+started and nothing is added to metadata. The tracer is looked up at each use, never kept from
 import time, so the provider installed later (by the service at start, or by a test) records.
 
 An event's metadata carries the W3C trace context of the command span that wrote it:

@@ -310,3 +310,29 @@ async def test_a_subscription_streams_with_tracing_on_and_its_events_start_no_sp
     assert event["metadata"]["traceparent"] == _traceparent(add)
     names = [s.name for s in spans.get_finished_spans()]
     assert not [n for n in names if n.startswith("GraphQL Resolving")]
+
+
+async def test_a_request_carrying_a_traceparent_continues_the_clients_trace(
+    traced: Services, spans: InMemorySpanExporter
+) -> None:
+    client_trace, client_span = "0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331"
+    headers = [(b"traceparent", f"00-{client_trace}-{client_span}-01".encode())]
+    context = Context(
+        services=traced,
+        loaders=Loaders.for_request(traced.engine),
+        request=Request({"type": "http", "headers": headers, "method": "POST"}),
+        identity=OPEN_MODE,
+    )
+    result = await build_schema(traced.settings).execute(
+        "query Products { products(first: 1) { edges { node { id } } } }", context_value=context
+    )
+    assert result.errors is None, result.errors
+
+    finished = list(spans.get_finished_spans())
+    operation = _one(finished, "GraphQL Query: Products")
+    assert operation.parent is not None and operation.parent.is_remote
+    assert f"{operation.parent.span_id:016x}" == client_span
+    assert f"{operation.context.trace_id:032x}" == client_trace
+    resolving = _one(finished, "GraphQL Resolving: products")
+    assert resolving.context.trace_id == operation.context.trace_id
+    assert trace.get_current_span() is trace.INVALID_SPAN  # the client's context was let go
