@@ -72,7 +72,7 @@ class OnFailure:
 
 
 STOP = OnFailure()
-"""Today's behaviour, the default: a few retries, then the worker stops at the event."""
+"""The default: a few retries, then the worker stops at the event, as it always has."""
 
 
 class Worker(Protocol):
