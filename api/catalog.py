@@ -7,7 +7,7 @@ import strawberry
 
 from api.connection import Connection
 from api.context import Info
-from api.reads import caught_up, page_errors
+from api.reads import also_caught_up, caught_up, page_errors
 from api.rows import from_row
 from api.scalars import Position
 from api.unset import optional
@@ -23,6 +23,7 @@ class ProductRating:
 
     @classmethod
     async def load(cls, info: Info, product_id: str) -> ProductRating:
+        await also_caught_up(info, "reviews")
         row = await info.context.loaders.of(review_queries.get_ratings).load(product_id)
         row = row or RatingRow()
         return cls(average=row.average, count=row.count)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+from dataclasses import dataclass, field
 from typing import Any
 
 import strawberry
@@ -50,6 +51,10 @@ class Context:
     """A websocket's connection_init payload."""
     own_user_id: str | None = None
     """The id of the user bound to the caller's subject, once looked up (api/scopes.py)."""
+    min_position: int | None = None
+    """The highest `minPosition` the request gave: every read model it reads honours it."""
+    waits: dict[tuple[str, int], asyncio.Future[None]] = field(default_factory=dict)
+    """The request's waits for read models to reach a position (api/reads.py)."""
 
     @property
     def actor(self) -> Actor:

@@ -11,7 +11,7 @@ from api.catalog import Product
 from api.connection import Connection
 from api.context import Info
 from api.money import Cents, ExactCents
-from api.reads import caught_up, page_errors
+from api.reads import also_caught_up, caught_up, page_errors
 from api.rows import from_row
 from api.scalars import Position
 from api.scopes import own_user_id, reads_user
@@ -53,6 +53,7 @@ class LineItem:
 
     @strawberry.field
     async def product(self, info: Info) -> Product | None:
+        await also_caught_up(info, "products")
         row = await info.context.loaders.product.load(str(self.product_id))
         return None if row is None else Product.of(row)
 
@@ -84,6 +85,7 @@ class Order:
 
     @strawberry.field
     async def customer(self, info: Info) -> User | None:
+        await also_caught_up(info, "users")
         row = await info.context.loaders.user.load(str(self.customer_id))
         return None if row is None else User.of(row)
 

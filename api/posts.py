@@ -9,7 +9,7 @@ import strawberry
 
 from api.connection import Connection
 from api.context import Info
-from api.reads import caught_up, page_errors
+from api.reads import also_caught_up, caught_up, page_errors
 from api.rows import from_row
 from api.scalars import Position
 from api.unset import optional
@@ -28,6 +28,7 @@ class Comment:
 
     @strawberry.field
     async def author(self, info: Info) -> User | None:
+        await also_caught_up(info, "users")
         row = await info.context.loaders.user.load(str(self.author_id))
         return None if row is None else User.of(row)
 
@@ -46,6 +47,7 @@ class Post:
 
     @strawberry.field
     async def author(self, info: Info) -> User | None:
+        await also_caught_up(info, "users")
         row = await info.context.loaders.user.load(str(self.author_id))
         return None if row is None else User.of(row)
 

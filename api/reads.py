@@ -3,6 +3,7 @@ after, and page errors."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Iterator
 
@@ -14,10 +15,35 @@ from store.events import FeedCheckpoint
 
 
 async def caught_up(info: Info, projection: str, min_position: int | None) -> None:
-    """Wait until `projection` has applied `min_position` (bounded), if one is given."""
+    """Wait until `projection` has applied `min_position` (bounded), if one is given. The
+    position then holds for the whole request: a field that reads another read model waits
+    for it there too (`also_caught_up`)."""
     position = optional(min_position)
     if position is None:
         return
+    context = info.context
+    context.min_position = max(context.min_position or 0, position)
+    await _waited(info, projection, position)
+
+
+async def also_caught_up(info: Info, projection: str) -> None:
+    """For a field that reads `projection` under a query of another read model (an order's
+    customer, a product's rating): wait until it has applied the request's `minPosition`."""
+    position = info.context.min_position
+    if position is not None:
+        await _waited(info, projection, position)
+
+
+def _waited(info: Info, projection: str, position: int) -> asyncio.Future[None]:
+    """One wait per read model and position a request: the fields of a page share it."""
+    waits = info.context.waits
+    key = (projection, position)
+    if key not in waits:
+        waits[key] = asyncio.ensure_future(_wait(info, projection, position))
+    return waits[key]
+
+
+async def _wait(info: Info, projection: str, position: int) -> None:
     services = info.context.services
     within = services.settings.stale_read_timeout
     stale = (

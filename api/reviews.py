@@ -12,7 +12,7 @@ from api.commands import execute_input
 from api.connection import Connection
 from api.context import Info
 from api.lookups import catalog_entry, user_state
-from api.reads import caught_up, page_errors
+from api.reads import also_caught_up, caught_up, page_errors
 from api.rows import from_row
 from api.scalars import Position
 from api.types import CommandResult
@@ -36,6 +36,7 @@ class Review:
 
     @strawberry.field
     async def user(self, info: Info) -> User | None:
+        await also_caught_up(info, "users")
         row = await info.context.loaders.user.load(str(self.user_id))
         return None if row is None else User.of(row)
 

@@ -142,7 +142,10 @@ async def test_queries_and_subscriptions_read_across_the_boundary(
 
         await _assert_events_pages(client, log)
 
-        last = max(registered)
+        # The registration the feed delivers last: positions are handed out before commit,
+        # so the highest position need not be the last committed, and waiting for it would
+        # not wait for a registration that committed after it.
+        last = max((tx, p) for tx, p, *_ in log if p in set(registered))[1]
         users = await client.execute(
             "query($p: Position) { users(minPosition: $p) { totalCount } "
             "userSummary(minPosition: $p) { totalUsers } }",
