@@ -11,6 +11,7 @@ from projections.live import EventFilter, FellBehind, LiveFeed, running
 from store.event_store import EventStore
 from store.events import FEED_START, NewEvent, RecordedEvent, StreamAppend, StreamState
 from tests.integration.test_feed import open_append
+from tests.visibility import until_all_visible
 
 EVERYTHING = EventFilter()
 
@@ -121,6 +122,7 @@ async def test_after_beyond_the_live_reader_repeats_nothing(store: EventStore) -
     async with running(feed):
         await feed.ready()
         written = await append(store, 10)
+        await until_all_visible(store)  # one wake reads them: no transaction holds them back
         after = await store.checkpoint_at(written[4])
         assert after is not None
         events = feed.subscribe(EVERYTHING, after=after)
@@ -129,6 +131,7 @@ async def test_after_beyond_the_live_reader_repeats_nothing(store: EventStore) -
         feed.wake()
         assert [(await first).position, *await take(events, 4)] == written[5:]
         extra = await append(store, 1)
+        await until_all_visible(store)
         feed.wake()
         assert await take(events, 1) == extra
         await events.aclose()
