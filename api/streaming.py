@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import json
 from collections import OrderedDict
+from contextvars import ContextVar
 from typing import Any
 
-from graphql import ExecutionResult
+from graphql import ExecutionResult, OperationType
 from strawberry.extensions import SchemaExtension
 from strawberry.extensions.context import StreamResultContextManager
 from strawberry.extensions.runner import SchemaExtensionsRunner
@@ -22,6 +23,11 @@ from api.money import ExactCentsExecutor
 
 SHARED_RESULTS = 256
 """Per-event results kept for subscribers of the same document: a few events' worth."""
+
+
+SUBSCRIBING: ContextVar[PerEventExecutor | None] = ContextVar("chronicle_subscribing", default=None)
+"""The executor graphql-core built for the subscription being started in this task: it executes
+the events of the subscription's shape (api/fanout.py)."""
 
 
 class Shareable:
@@ -46,9 +52,24 @@ class PerEventExecutor(ExactCentsExecutor):
     _variables: str | None = None
     """The subscription's variables as text, part of the key its events' results are shared by."""
 
-    def build_per_event_executor(self, payload: Any) -> PerEventExecutor:
+    @classmethod
+    def build(cls, *args: Any, **kwargs: Any) -> Any:
+        built = super().build(*args, **kwargs)
+        if isinstance(built, PerEventExecutor) and built.operation.operation is (
+            OperationType.SUBSCRIPTION
+        ):
+            SUBSCRIBING.set(built)  # in the operation's own task: its resolver reads it
+        return built
+
+    @property
+    def variables_text(self) -> str:
+        """The coerced variables as JSON text with sorted keys."""
         if self._variables is None:
             self._variables = json.dumps(self.variable_values.coerced, sort_keys=True, default=str)
+        return self._variables
+
+    def build_per_event_executor(self, payload: Any) -> PerEventExecutor:
+        self._variables = self.variables_text
         executor = super().build_per_event_executor(payload)
         executor._relevant_sub_fields = {}
         return executor  # type: ignore[return-value]

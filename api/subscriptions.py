@@ -10,6 +10,7 @@ import strawberry
 
 from api.context import Info
 from api.errors import ClientError, client_errors
+from api.fanout import shape_of
 from api.orders import Order
 from api.posts import Post
 from api.reads import checkpoint_after
@@ -82,10 +83,19 @@ class Subscription:
             hidden_stream_type=HIDDEN_STREAM_TYPE,
         )
         owned = None if actor.is_admin else OwnedStreams(info, str(actor.subject))
+        # Subscribers of one document, variables and scope share each event's execution and
+        # serialised frame (api/fanout.py); the filter of what each may read stays its own.
+        framed = shape_of(info, "admin" if owned is None else f"user:{actor.subject}")
         with client_errors():
             async for event in info.context.services.live.subscribe(accepts, after=checkpoint):
-                if owned is None or await owned.admits(event):
-                    yield pushed(event)
+                if owned is not None and not await owned.admits(event):
+                    continue
+                if framed is not None:
+                    payload = framed[0].payload(pushed(event), event.event_id)
+                    if payload is not None:
+                        await framed[1].push(payload)
+                        continue
+                yield pushed(event)
 
     @strawberry.subscription(
         description="The order's read model each time a projection changes it."

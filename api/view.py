@@ -32,6 +32,7 @@ from strawberry.http.exceptions import NonJsonMessageReceived, NonTextMessageRec
 from strawberry.http.parse_content_type import parse_content_type
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
+    Operation,
 )
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 from strawberry.types import ExecutionResult, SubscriptionExecutionResult
@@ -39,6 +40,7 @@ from strawberry.types import ExecutionResult, SubscriptionExecutionResult
 from api.auth import Authenticator, Identity, Unauthenticated, authorization_of
 from api.context import Context, Services
 from api.errors import ClientError
+from api.fanout import DELIVERY, legacy_ws_delivery, transport_ws_delivery
 from api.graphql_http import GRAPHQL_RESPONSE, JSON, SpecGraphQL, request_error_status
 from api.loaders import Loaders
 from api.playground import playground_page
@@ -143,6 +145,12 @@ class ChronicleWebSocketAdapter(ASGIWebSocketAdapter):
 
     async def close(self, code: int, reason: str) -> None:
         await super().close(code, close_reason(reason))
+
+    async def send_frame(self, text: str) -> None:
+        """A frame serialised already (api/fanout.py). Nothing once the socket is gone: the
+        handler's shutdown then cancels the operation."""
+        with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+            await self.ws.send_text(text)
 
 
 def _wrong_field(payload: dict[str, Any]) -> str | None:
@@ -274,6 +282,12 @@ class TransportWSHandler(
     async def refuse(self, message: str) -> None:
         await self.websocket.close(FORBIDDEN_CLOSE, close_reason(f"Forbidden: {message}"))
 
+    async def run_operation(self, operation: Operation[Context, None]) -> None:
+        # In the operation's task: its subscription writes its frames itself (api/fanout.py).
+        send = cast(ChronicleWebSocketAdapter, self.websocket).send_frame
+        DELIVERY.set(transport_ws_delivery(send, operation.id, lambda: operation.completed))
+        await super().run_operation(operation)
+
     async def refuse_operation(self, operation_id: str, error: ClientError) -> None:
         await self.websocket.send_json(
             {"id": operation_id, "type": "error", "payload": [error.formatted]}
@@ -346,6 +360,21 @@ class LegacyGraphQLWSHandler(
                 return
             message = {**message, "payload": payload}
         await super().handle_message(cast(Any, message))
+
+    async def handle_async_results(
+        self,
+        operation_id: str,
+        query: str,
+        operation_name: str | None,
+        variables: dict[str, object] | None,
+    ) -> None:
+        # In the operation's task: its subscription writes its frames itself (api/fanout.py).
+        task = asyncio.current_task()
+        send = cast(ChronicleWebSocketAdapter, self.websocket).send_frame
+        DELIVERY.set(
+            legacy_ws_delivery(send, operation_id, lambda: self.tasks.get(operation_id) is not task)
+        )
+        await super().handle_async_results(operation_id, query, operation_name, variables)
 
     async def refuse(self, message: str) -> None:
         payload = {"message": message, "extensions": {"code": "UNAUTHENTICATED"}}

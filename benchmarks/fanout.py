@@ -662,8 +662,11 @@ async def measure(
         watched = {"server": [server.process.pid], "clients": pool.pids, "writer": [os.getpid()]}
         before = {k: sum(cpu_seconds(p) for p in pids) for k, pids in watched.items()}
         busy_before, total_before = machine_busy()
+        profiler = profile(server, args, name, seconds)
         result.window_start = time.monotonic()
         sent = await writer.window(args.rate, round(args.rate * seconds))
+        if profiler is not None:
+            await asyncio.to_thread(profiler.wait)
         result.window = time.monotonic() - result.window_start
         result.written = len(sent)
 
@@ -692,6 +695,22 @@ async def measure(
         return result
     finally:
         await asyncio.to_thread(pool.close)
+
+
+def profile(
+    server: Server, args: argparse.Namespace, name: str, seconds: float
+) -> subprocess.Popen[bytes] | None:
+    """py-spy sampling the Chronicle server through the measured window, with `--profile`."""
+    if not args.profile or name != "chronicle":
+        return None
+    output = f"{args.profile}-{server.process.pid}.txt"
+    print(f"  profiling the server into {output}", flush=True)
+    command = ["py-spy", "record", "--format", "raw", "-d", str(max(1, int(seconds))), "-o", output]
+    return subprocess.Popen(
+        [*command, "-p", str(server.process.pid)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def document(fields: str) -> str:
@@ -938,6 +957,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         default=os.environ.get(
             "TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
         ),
+    )
+    parser.add_argument(
+        "--profile", help="py-spy raw stacks of the Chronicle server's windows, to FILE-<pid>.txt"
     )
     parser.add_argument("--serve-baseline", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
