@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import logging
+import os
+import shutil
 import signal
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -29,21 +33,65 @@ def serve(settings: Settings) -> None:
     from api.trusted import ManifestError
 
     _configure_logging(settings)
+    if settings.workers < 1:
+        raise SystemExit("chronicle serve: --workers (CHRONICLE_WORKERS) must be 1 or more")
     try:
         check_open_mode(settings, Authenticator(settings))
         app = create_app(settings)
     except (OpenModeRefused, ManifestError) as refused:
         raise SystemExit(f"chronicle serve: {refused}") from None
-    run(
-        app,
-        app.drain,
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level,
-        log_config=None,
-        timeout_graceful_shutdown=10,
-        ws_max_size=settings.max_body_bytes,
-    )
+    options = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_level": settings.log_level,
+        "log_config": None,
+        "timeout_graceful_shutdown": 10,
+        "ws_max_size": settings.max_body_bytes,
+    }
+    if settings.workers == 1:
+        run(app, app.drain, **options)
+    else:
+        _serve_workers(settings, options)
+
+
+def _serve_workers(settings: Settings, options: dict[str, object]) -> None:
+    """`settings.workers` processes on one port. Each has its own live feed; they share the
+    database's one elected projection runner and its doorbell (or BROADCAST_URL's). This
+    process starts the embedded PostgreSQL if there is one and migrates, once, then hands
+    each worker the environment it reads its settings from."""
+    from api.embedded_postgres import EmbeddedPostgres
+    from api.server import run_workers
+
+    log = logging.getLogger("chronicle")
+    with contextlib.ExitStack() as cleanup:
+        url = settings.database_url
+        if url is None:
+            embedded = EmbeddedPostgres(settings.pgdata)
+            url = embedded.start()
+            cleanup.callback(embedded.stop)
+        if settings.migrate_on_start:
+            asyncio.run(_upgrade(url))
+        shared = {"DATABASE_URL": url, "CHRONICLE_MIGRATE_ON_START": "false"}
+        shared["LOG_LEVEL"] = settings.log_level
+        if settings.metrics and settings.prometheus_multiproc_dir is None:
+            # /metrics of any worker then counts them all (api/metrics.py).
+            folder = tempfile.mkdtemp(prefix="chronicle-metrics-")
+            cleanup.callback(shutil.rmtree, folder, ignore_errors=True)
+            shared["PROMETHEUS_MULTIPROC_DIR"] = folder
+        os.environ.update(shared)
+        log.info("serving with %d worker processes", settings.workers)
+        run_workers(settings.workers, **options)
+
+
+async def _upgrade(url: str) -> None:
+    from store import migrations
+    from store.database import create_engine
+
+    engine = create_engine(url, pool_size=1)
+    try:
+        await migrations.upgrade(engine)
+    finally:
+        await engine.dispose()
 
 
 async def _migrate(settings: Settings) -> None:
@@ -236,6 +284,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--no-migrate", action="store_true", help="do not run migrations on start"
     )
     serve_parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    serve_parser.add_argument(
+        "--workers",
+        type=int,
+        help="processes serving the port (default 1, or CHRONICLE_WORKERS): each has its own "
+        "live feed; they share one elected projection runner",
+    )
 
     migrate_parser = commands.add_parser(
         "migrate",
@@ -366,7 +420,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     settings = Settings.from_env()
     overrides = {
         name: value
-        for name in ("host", "port", "data_dir", "log_level")
+        for name in ("host", "port", "data_dir", "log_level", "workers")
         if (value := getattr(args, name, None)) is not None
     }
     if getattr(args, "no_migrate", False):

@@ -58,6 +58,8 @@ class Settings:
     """Events a subscriber may fall behind before it is told to resume with `after`."""
     host: str = "127.0.0.1"
     port: int = 8000
+    workers: int = 1
+    """Processes `chronicle serve` runs on the port."""
     log_level: str = "info"
     tracing: bool = False
     """Export OpenTelemetry traces over OTLP, as the standard `OTEL_*` variables ask (the SDK
@@ -134,6 +136,7 @@ class Settings:
             ),
             host=env.get("CHRONICLE_HOST", defaults.host),
             port=int(env.get("CHRONICLE_PORT", defaults.port)),
+            workers=_count("CHRONICLE_WORKERS", env.get("CHRONICLE_WORKERS", "1")),
             log_level=env.get("LOG_LEVEL", defaults.log_level).lower(),
             tracing=_otlp_traces(env),
             migrate_on_start=_flag(env.get("CHRONICLE_MIGRATE_ON_START", "true")),
