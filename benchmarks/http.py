@@ -8,12 +8,12 @@ window after a warm-up, with two requests:
 - `users(search: "ada", first: 10) { edges { node { id name } } totalCount }`, on ~1,000 users.
 
 (a) Chronicle: `chronicle serve` (open mode, LOG_LEVEL=warning) on a fresh database of the
-    PostgreSQL at --server, created and dropped by the run; one process (`serve` has no
-    `--workers` yet, see issue 16 item 2).
+    PostgreSQL at --server, created and dropped by the run, with 1 and 2 workers
+    (`--workers`).
 (b) bare: a strawberry + uvicorn app defined here with a no-op mutation of the same shape that
     returns constants and a query that returns 10 constant users, with 1 and 2 workers.
 
-Prints requests/s, p50 and p99 latency of each, the ratio Chronicle / bare (1 worker), and the
+Prints requests/s, p50 and p99 latency of each, the ratios Chronicle / bare (same workers), the
 machine's load average when each window started (the client shares the cores). With
 `--profile FILE`, one more registerUser window runs under `py-spy record --format raw` on the
 Chronicle process (py-spy installed separately).
@@ -360,14 +360,18 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
             subprocess.run([sys.executable, "-m", "api.cli", "migrate"], env=env, check=True)
-            serve = [sys.executable, "-m", "api.cli", "serve", "--port", "{port}"]
-            with server(serve, env, "/health") as (url, pid):
-                print(f"seeding {SEED} users ...", flush=True)
-                asyncio.run(seed(url))
-                check(url)
-                results["chronicle, 1 process"] = measure(url, folder, args.warmup, args.duration)
-                if args.profile:
-                    profile(url, pid, folder, args.duration, args.profile)
+            for workers in (1, 2):
+                serve = [sys.executable, "-m", "api.cli", "serve", "--port", "{port}"]
+                serve += ["--workers", str(workers)]
+                with server(serve, env, "/health") as (url, pid):
+                    if workers == 1:
+                        print(f"seeding {SEED} users ...", flush=True)
+                        asyncio.run(seed(url))
+                    check(url)
+                    label = f"chronicle, {workers} worker{'s' if workers > 1 else ''}"
+                    results[label] = measure(url, folder, args.warmup, args.duration)
+                    if args.profile and workers == 1:
+                        profile(url, pid, folder, args.duration, args.profile)
             for workers in (1, 2):
                 bare = [sys.executable, "-m", "uvicorn", "--factory", "benchmarks.http:bare_app"]
                 bare += ["--port", "{port}", "--workers", str(workers), "--log-level", "warning"]
@@ -386,16 +390,17 @@ def main() -> None:
         print(title)
         for label, windows in results.items():
             print(line(label, windows[request]))
-    ours, bare_one = results["chronicle, 1 process"], results["bare, 1 worker"]
-    for request, title, goal in (
-        ("register", "registerUser", 0.6),
-        ("users", "users(search:)", 0.5),
-    ):
-        ratio = ours[request].requests_per_s / bare_one[request].requests_per_s
-        print(
-            f"ratio chronicle/bare (1 process) {title:<15} {ratio:.2f} (goal >= {goal}),"
-            f" chronicle p99 {ours[request].p99_ms:.1f} ms (goal < 50 ms)"
-        )
+    for workers in ("1 worker", "2 workers"):
+        ours, bare = results[f"chronicle, {workers}"], results[f"bare, {workers}"]
+        for request, title, goal in (
+            ("register", "registerUser", 0.6),
+            ("users", "users(search:)", 0.5),
+        ):
+            ratio = ours[request].requests_per_s / bare[request].requests_per_s
+            print(
+                f"ratio chronicle/bare ({workers}) {title:<15} {ratio:.2f} (goal >= {goal}),"
+                f" chronicle p99 {ours[request].p99_ms:.1f} ms (goal < 50 ms)"
+            )
     if args.profile:
         print(f"py-spy raw stacks of a registerUser window: {args.profile}")
 
