@@ -273,10 +273,12 @@ async def test_a_reader_that_falls_behind_gets_fell_behind_and_resumes_exactly(
         assert positions(resumed.received) == await feed_after(store, kind, int(resume_after))
 
 
+@pytest.mark.parametrize("workers", [1, 2])
 async def test_sigterm_ends_the_stream_cleanly(
-    e2e_database_url: str, store: EventStore, tmp_path: Path
+    e2e_database_url: str, store: EventStore, tmp_path: Path, workers: int
 ) -> None:
-    server = start_server({"DATABASE_URL": e2e_database_url}, tmp_path / "serve.log")
+    env = {"DATABASE_URL": e2e_database_url, "CHRONICLE_WORKERS": str(workers)}
+    server = start_server(env, tmp_path / "serve.log")
     kind = f"HttpStop{uuid.uuid4().hex[:8]}"
     try:
         async with ApolloSubscriber(server.graphql_url, EVENTS, {"streamType": kind}) as subscriber:
