@@ -23,11 +23,13 @@ schema), the resolver yields, and strawberry sends as usual.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Hashable
 from contextvars import ContextVar
-from typing import Any
+from inspect import isawaitable
+from typing import Any, Generic, TypeVar
 
 from graphql import ExecutionResult, OperationDefinitionNode
 from graphql.execution import execute_subscription_event
@@ -72,6 +74,33 @@ def legacy_ws_delivery(
     return Delivery(send, f'{{"type": "data", "id": {json.dumps(operation_id)}, "payload": ', gone)
 
 
+T = TypeVar("T")
+
+
+class Shared(Generic[T]):
+    """One computation per key, whoever asks for it while it is kept (the last `size` keys):
+    the first asker starts it, the others await the same one. It runs as a task of its own, so
+    an asker that is cancelled (its client left) cancels it for no one; one that failed is
+    forgotten, and the next asker computes again."""
+
+    def __init__(self, size: int = SHARED_EVENTS) -> None:
+        self.size = size
+        self._kept: OrderedDict[Hashable, asyncio.Future[T]] = OrderedDict()
+
+    async def get(self, key: Hashable, compute: Callable[[], Awaitable[T]]) -> T:
+        kept = self._kept.get(key)
+        if kept is None:
+            kept = self._kept[key] = asyncio.ensure_future(compute())
+            kept.add_done_callback(lambda done: self._forget_failed(key, done))
+            if len(self._kept) > self.size:
+                self._kept.popitem(last=False)
+        return await asyncio.shield(kept)
+
+    def _forget_failed(self, key: Hashable, done: asyncio.Future[T]) -> None:
+        if (done.cancelled() or done.exception() is not None) and self._kept.get(key) is done:
+            del self._kept[key]
+
+
 DELIVERY: ContextVar[Delivery | None] = ContextVar("chronicle_delivery", default=None)
 """The running operation's delivery: set by the websocket handlers in the operation's task."""
 
@@ -108,6 +137,28 @@ class Shape:
         per_shape[self.key] = (self._operation, text)
         return text
 
+    async def shared_payload(self, root: Any, version: Hashable) -> str | None:
+        """The payload of `root`, the state `version` of what the subscription watches, for a
+        payload whose resolvers read the request (loaders, the caller's rights): executed once
+        per shape and version, with this subscriber's executor, whose caller has the shape's
+        scope. None when it cannot be shared (an error): then the subscriber yields it."""
+        shared = await _RESULTS.get((self.key, version), lambda: self._serialised(root))
+        if shared is None or shared[0] is not self._operation:
+            return None
+        return shared[1]
+
+    async def _serialised(self, root: Any) -> tuple[Any, str] | None:
+        result = execute_subscription_event(self._executor.build_per_event_executor(root))
+        if isawaitable(result):
+            result = await result
+        if not isinstance(result, ExecutionResult) or result.errors or result.extensions:
+            return None
+        return self._operation, json.dumps({"data": result.data})
+
+
+_RESULTS: Shared[tuple[Any, str] | None] = Shared()
+"""Per shape and state, the serialised payload of a subscription whose resolvers read the
+request (`orderChanged`, `postChanged`), beside its operation."""
 
 _PAYLOADS: OrderedDict[object, dict[tuple[int, str, str], tuple[Any, str]]] = OrderedDict()
 """Per event (by id), each shape's serialised payload; the operation is kept beside it, so that

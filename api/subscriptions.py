@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from functools import partial
+from typing import Any, TypeVar
 from uuid import UUID
 
 import strawberry
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.context import Info
 from api.errors import ClientError, client_errors
-from api.fanout import shape_of
+from api.fanout import Shared, shape_of
 from api.orders import Order
 from api.posts import Post
 from api.reads import checkpoint_after
@@ -19,27 +22,44 @@ from api.scopes import HIDDEN_STREAM_TYPE, OwnedStreams, reads_stream
 from api.streaming import SHARED_RESULTS
 from api.types import Event
 from api.unset import optional
-from domain.access import require_signed_in
+from domain.access import read_scope, require_signed_in
 from projections import order_queries, post_queries
 from projections.errors import StaleRead
 from projections.live import EventFilter
 from store.events import RecordedEvent
 
+R = TypeVar("R")
+
 
 async def _changes(
-    info: Info, stream_id: str, projection: str
-) -> AsyncGenerator[RecordedEvent, None]:
-    """Each event of `stream_id`, once `projection` has applied it."""
+    info: Info,
+    stream_id: str,
+    projection: str,
+    read: Callable[[AsyncEngine, str], Awaitable[R | None]],
+) -> AsyncGenerator[R, None]:
+    """The read model's row of `stream_id` after each of its events, once `projection` has
+    applied it: read once per event for every subscriber of that stream in this process."""
     services = info.context.services
+
+    async def read_after(position: int) -> R | None:
+        try:
+            await services.runner.wait_for(
+                projection, position, services.settings.stale_read_timeout
+            )
+        except StaleRead:
+            return None  # a later event will carry the change with it
+        return await read(services.engine, stream_id)
+
     with client_errors():
         async for event in services.live.subscribe(EventFilter(stream_id=stream_id)):
-            try:
-                await services.runner.wait_for(
-                    projection, event.position, services.settings.stale_read_timeout
-                )
-            except StaleRead:
-                continue  # a later event will carry the change with it
-            yield event
+            key = (projection, stream_id, event.position)
+            row = await _ROWS.get(key, partial(read_after, event.position))
+            if row is not None:
+                yield row
+
+
+_ROWS: Shared[Any] = Shared()
+"""Rows read after an event, by read model, stream and position."""
 
 
 _PUSHED: OrderedDict[UUID, Event] = OrderedDict()
@@ -85,7 +105,7 @@ class Subscription:
         owned = None if actor.is_admin else OwnedStreams(info, str(actor.subject))
         # Subscribers of one document, variables and scope share each event's execution and
         # serialised frame (api/fanout.py); the filter of what each may read stays its own.
-        framed = shape_of(info, "admin" if owned is None else f"user:{actor.subject}")
+        framed = shape_of(info, read_scope(actor))
         with client_errors():
             async for event in info.context.services.live.subscribe(accepts, after=checkpoint):
                 if owned is not None and not await owned.admits(event):
@@ -108,21 +128,33 @@ class Subscription:
         if not await reads_stream(info, str(order_id)):
             # Another user's order, or none: the same answer, no hint that it exists.
             raise ClientError("NOT_FOUND", f"no order {order_id}")
+        framed = shape_of(info, read_scope(info.context.actor))
         sent = 0
-        async for _ in _changes(info, str(order_id), "orders"):
-            row = await order_queries.get_order(info.context.services.engine, str(order_id))
-            if row is not None and row.version > sent:  # never an older state than the last
+        async for row in _changes(info, str(order_id), "orders", order_queries.get_order):
+            if row.version > sent:  # never an older state than the last
                 sent = row.version
-                yield Order.of(row)
+                order = Order.of(row)
+                if framed is not None:
+                    payload = await framed[0].shared_payload(order, row.version)
+                    if payload is not None:
+                        await framed[1].push(payload)
+                        continue
+                yield order
 
     @strawberry.subscription(
         description="The post's read model each time a projection changes it (new like, "
         "comment, edit)."
     )  # type: ignore[untyped-decorator]
     async def post_changed(self, info: Info, post_id: strawberry.ID) -> AsyncGenerator[Post, None]:
+        framed = shape_of(info, read_scope(info.context.actor))
         sent = 0
-        async for _ in _changes(info, str(post_id), "posts"):
-            row = await post_queries.get_post(info.context.services.engine, str(post_id))
-            if row is not None and row.version > sent:
+        async for row in _changes(info, str(post_id), "posts", post_queries.get_post):
+            if row.version > sent:
                 sent = row.version
-                yield Post.of(row)
+                post = Post.of(row)
+                if framed is not None:
+                    payload = await framed[0].shared_payload(post, row.version)
+                    if payload is not None:
+                        await framed[1].push(payload)
+                        continue
+                yield post

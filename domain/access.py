@@ -96,6 +96,18 @@ def may_read(actor: Actor, owner: str | None, what: str) -> None:
     raise Forbidden(f"only its owner or an admin may read {what}")
 
 
+def read_scope(actor: Actor) -> str:
+    """What decides everything `actor` may read, as a word: admins read alike, a user reads as
+    its subject, and anonymous callers read alike. Callers of one scope may be handed the same
+    results (the API shares pushes by it); never a token, which two sessions of one user
+    differ in."""
+    if actor.is_admin:
+        return ADMIN
+    if actor.subject is None:
+        return "anonymous"
+    return f"{USER}:{actor.subject}"
+
+
 def require_signed_in(actor: Actor, what: str) -> None:
     """Reads that show each caller what it owns need a caller."""
     if actor.subject is None and not actor.is_admin:
