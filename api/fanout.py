@@ -173,6 +173,6 @@ def shape_of(info: Info, scope: str) -> tuple[Shape, Delivery] | None:
     if delivery is None or executor is None:
         return None
     operation = executor.operation
-    if operation is not info._raw_info.operation:
+    if operation is not info.operation:
         return None
     return Shape((id(operation), executor.variables_text, scope), executor), delivery

@@ -29,13 +29,18 @@ the run waits until every event reached every subscriber (or nothing arrives for
 Prints, for both: subscribers, events written, latency p50/p99/max, events lost (expected
 deliveries minus distinct deliveries; duplicates counted apart), FELL_BEHIND errors, the
 delivery rate, and the CPU each party used from the first measured write until everything
-arrived (the server process, also per delivered message; the client processes; the writer;
-the whole machine). Then the ratio of the p99s, and a capacity sweep of Chronicle alone: p99
-per subscriber count and the largest count held at p99 < 250 ms with nothing lost.
+arrived (the server's processes, also per delivered message; the client processes; the
+writer; the whole machine), the server's resident memory per subscriber (all connected and
+live, before the window) and the machine's load. Then the ratio of the p99s, deliveries per
+server CPU-second against the baseline's, and a capacity sweep of Chronicle alone (with 1 or
+more workers, `--sweep-workers`): p99 per subscriber count and the largest count held at
+p99 < 250 ms with nothing lost. `--profile FILE` samples the Chronicle server of each window
+with py-spy.
 
     python -m benchmarks.fanout [--subscribers 1000] [--rate 50] [--seconds 30]
-        [--sweep 50,100,150,250,500,1000] [--sweep-seconds S] [--sweep-only] [--clients 2]
-        [--fields position] [--buffer N] [--drain 15] [--server URL] [--quick]
+        [--workers 1] [--sweep 50,100,150,250,500,1000] [--sweep-workers 1,2]
+        [--sweep-seconds S] [--sweep-only] [--clients 2] [--fields position] [--buffer N]
+        [--drain 15] [--server URL] [--quick] [--profile FILE]
 
 The server defaults to TEST_DATABASE_URL, else 127.0.0.1:5432.
 """
@@ -50,8 +55,10 @@ import multiprocessing
 import os
 import re
 import resource
+import select
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -85,6 +92,8 @@ PONG = '{"type":"pong"}'
 TARGET_P99_MS = 100.0
 TARGET_RATIO = 3.0
 CAPACITY_P99_MS = 250.0
+CPU_RATIO_TARGET = 3.0
+MEMORY_TARGET_KB = 20.0
 DEFAULT_BUFFER = 1_000_000
 CORES = os.cpu_count() or 1
 
@@ -115,6 +124,41 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def descendants(pid: int) -> list[int]:
+    """`pid` and every live process below it (a server's workers)."""
+    parents: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue  # gone meanwhile
+            parents.setdefault(parent, []).append(int(entry.name))
+    tree, frontier = [pid], [pid]
+    while frontier:
+        children = parents.get(frontier.pop(), [])
+        tree += children
+        frontier += children
+    return tree
+
+
+def rss_kb(pids: list[int]) -> int:
+    """Resident memory of `pids`, summed, in KiB."""
+    total = 0
+    for pid in pids:
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            continue
+        total += next(int(line.split()[1]) for line in status.splitlines() if line[:6] == "VmRSS:")
+    return total
+
+
+def load() -> str:
+    """The machine's load averages (1, 5, 15 minutes)."""
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
 def machine_busy() -> tuple[float, float]:
     """(busy, total) CPU seconds of the whole machine so far, all cores."""
     values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
@@ -141,6 +185,11 @@ class Server:
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
+
+    @property
+    def pids(self) -> list[int]:
+        """The server's process and its workers'."""
+        return descendants(self.process.pid)
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -193,15 +242,17 @@ async def running(server: Server) -> AsyncGenerator[Server, None]:
             server.log.unlink(missing_ok=True)
 
 
-def chronicle_server(url: str, buffer: int) -> Server:
+def chronicle_server(url: str, buffer: int, workers: int = 1) -> Server:
     env = {k: v for k, v in os.environ.items() if k != "BROADCAST_URL"}
     env.update(
         DATABASE_URL=url,
         LOG_LEVEL="warning",
         CHRONICLE_SUBSCRIBER_BUFFER=str(buffer),
         CHRONICLE_MIGRATE_ON_START="false",
+        CHRONICLE_WORKERS=str(workers),
     )
-    return spawn_server("chronicle serve", [sys.executable, "-m", "api.cli", "serve"], env)
+    name = "chronicle serve" + (f" --workers {workers}" if workers > 1 else "")
+    return spawn_server(name, [sys.executable, "-m", "api.cli", "serve"], env)
 
 
 def baseline_server() -> Server:
@@ -478,18 +529,19 @@ def _summed(answers: list[dict[str, Any]]) -> dict[str, Any]:
     return total
 
 
+def shares(subscribers: int, processes: int) -> list[int]:
+    processes = max(1, min(processes, subscribers))
+    return [subscribers // processes + (i < subscribers % processes) for i in range(processes)]
+
+
 class ClientPool:
-    """`subscribers` websocket subscribers spread over `processes` client processes."""
+    """`subscribers` websocket subscribers spread over `processes` client processes (Python)."""
 
     def __init__(self, url: str, subscribers: int, processes: int, document: str) -> None:
         context = multiprocessing.get_context("spawn")
-        processes = max(1, min(processes, subscribers))
-        shares = [
-            subscribers // processes + (i < subscribers % processes) for i in range(processes)
-        ]
         self.links: list[Connection] = []
         self.processes: list[Any] = []
-        for share in shares:
+        for share in shares(subscribers, processes):
             parent_end, child_end = context.Pipe()
             process = context.Process(
                 target=_client_process, args=(child_end, url, share, document), daemon=True
@@ -540,6 +592,88 @@ class ClientPool:
                 process.join()
 
 
+NODE_CLIENTS = Path(__file__).resolve().parent / "node"
+
+
+class NodeClientPool(ClientPool):
+    """The same subscribers in Node processes (benchmarks/node/fanout_client.mjs, `ws`): a
+    fraction of the Python client's CPU per message, on cores the server shares."""
+
+    def __init__(self, url: str, subscribers: int, processes: int, document: str) -> None:
+        if not (NODE_CLIENTS / "node_modules" / "ws").is_dir():
+            subprocess.run(["npm", "ci", "--silent"], cwd=NODE_CLIENTS, check=True)
+        self.folder = tempfile.TemporaryDirectory(prefix="fanout-clients-")
+        self.clients: list[subprocess.Popen[str]] = []
+        for n, share in enumerate(shares(subscribers, processes)):
+            output = str(Path(self.folder.name) / f"received-{n}.bin")
+            command = ["node", str(NODE_CLIENTS / "fanout_client.mjs"), url, str(share), document]
+            self.clients.append(
+                subprocess.Popen(
+                    [*command, output],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    text=True,
+                )
+            )
+
+    def _ask(self, command: Any, within: float) -> list[dict[str, Any]]:
+        line = f"threshold {command[1]}" if isinstance(command, tuple) else str(command)
+        for client in self.clients:
+            assert client.stdin is not None
+            client.stdin.write(line + "\n")
+            client.stdin.flush()
+        answers = []
+        for client in self.clients:
+            assert client.stdout is not None
+            ready, _, _ = select.select([client.stdout], [], [], within)
+            if not ready:
+                raise RuntimeError(f"a client process did not answer {command!r}")
+            answers.append(json.loads(client.stdout.readline()))
+        return answers
+
+    async def collect(self) -> tuple[dict[str, Any], list[tuple[array[int], array[float]]]]:
+        answers = await asyncio.to_thread(self._ask, "stop", 120)
+        received = []
+        for answer in answers:
+            received += read_received(Path(answer["file"]))
+        return _summed(answers), received
+
+    @property
+    def pids(self) -> list[int]:
+        return [client.pid for client in self.clients]
+
+    def close(self) -> None:
+        for client in self.clients:
+            try:
+                client.wait(10)
+            except subprocess.TimeoutExpired:
+                client.kill()
+                client.wait()
+        self.folder.cleanup()
+
+
+def read_received(path: Path) -> list[tuple[array[int], array[float]]]:
+    """A Node client's file: uint32 subscribers, then each one's uint32 n, n int64 positions
+    and n float64 times, little-endian."""
+    data = path.read_bytes()
+    (subscribers,) = struct.unpack_from("<I", data)
+    offset, received = 4, []
+    for _ in range(subscribers):
+        (n,) = struct.unpack_from("<I", data, offset)
+        offset += 4
+        positions, times = array("q"), array("d")
+        positions.frombytes(data[offset : offset + 8 * n])
+        times.frombytes(data[offset + 8 * n : offset + 16 * n])
+        offset += 16 * n
+        received.append((positions, times))
+    return received
+
+
+def client_pool(args: argparse.Namespace, url: str, subscribers: int, document: str) -> ClientPool:
+    chosen = NodeClientPool if args.client == "node" else ClientPool
+    return chosen(url, subscribers, args.clients, document)
+
+
 # --------------------------------------------------------------------------- one measurement
 
 Emit = Callable[[], Awaitable[tuple[int, float]]]
@@ -571,6 +705,11 @@ class Result:
     busy: float = 0.0  # seconds from the first write until all was delivered (or given up)
     drain: float = 0.0  # seconds waited for delivery after the last write
     last_receipt: float = 0.0
+    kb_per_subscriber: float = 0.0
+    """The server's resident memory (all its processes) with every subscriber connected and
+    live but before the window, less before the first connected, per subscriber."""
+    load: str = ""
+    """The machine's load averages when the window started."""
 
     @property
     def delivered(self) -> int:
@@ -637,7 +776,8 @@ async def measure(
 ) -> Result:
     """Open `subscribers`, make them all live, write `seconds` of events, wait for delivery."""
     result = Result(name=name, subscribers=subscribers, seconds=seconds)
-    pool = ClientPool(server.ws_url, subscribers, args.clients, document(args.fields))
+    memory_before = rss_kb(server.pids)
+    pool = client_pool(args, server.ws_url, subscribers, document(args.fields))
     try:
         started = time.monotonic()
         while (status := await pool.ask("status"))["connected"] < subscribers:
@@ -652,6 +792,7 @@ async def measure(
             last_marker = max(last_marker, await writer.marker())
             await asyncio.sleep(0.1)
         await asyncio.sleep(0.5)  # let the last markers drain
+        result.kb_per_subscriber = (rss_kb(server.pids) - memory_before) / subscribers
         await pool.ask(("threshold", last_marker))
         print(
             f"  {name}: {subscribers} subscribers live after {time.monotonic() - started:.1f}s; "
@@ -659,7 +800,8 @@ async def measure(
             flush=True,
         )
 
-        watched = {"server": [server.process.pid], "clients": pool.pids, "writer": [os.getpid()]}
+        watched = {"server": server.pids, "clients": pool.pids, "writer": [os.getpid()]}
+        result.load = load()
         before = {k: sum(cpu_seconds(p) for p in pids) for k, pids in watched.items()}
         busy_before, total_before = machine_busy()
         profiler = profile(server, args, name, seconds)
@@ -779,7 +921,7 @@ def report_header() -> None:
     print(
         f"{'':<10} {'subs':>5} {'events':>6} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} "
         f"{'lost':>5} {'dup':>4} {'fell':>4} {'deliv/s':>7} | {'server':>6} {'us/msg':>6} "
-        f"{'clients':>7} {'us/msg':>6} {'writer':>6} {'machine':>7}"
+        f"{'clients':>7} {'us/msg':>6} {'writer':>6} {'machine':>7} | {'KB/sub':>6} load"
     )
 
 
@@ -796,7 +938,7 @@ def report(result: Result) -> None:
         f"{result.delivered / delivering:>7.0f} | {cpu['server']:>6.2f} "
         f"{result.cpu['server'] * per_message:>6.0f} {cpu['clients']:>7.2f} "
         f"{result.cpu['clients'] * per_message:>6.0f} {cpu['writer']:>6.2f} "
-        f"{cpu['machine']:>7.2f}",
+        f"{cpu['machine']:>7.2f} | {result.kb_per_subscriber:>6.1f} {result.load}",
         flush=True,
     )
     odd = {k: v for k, v in result.counters.items() if k in ("failed", "closed", "other") and v}
@@ -814,8 +956,15 @@ def legend() -> None:
     print(
         f"(deliv/s: deliveries per second from the first write to the last receipt; CPU in "
         f"cores, averaged from the first write until everything arrived, and in us of CPU per "
-        f"delivered message; machine: all {CORES} cores, Postgres and anything else included)"
+        f"delivered message; machine: all {CORES} cores, Postgres and anything else included; "
+        f"KB/sub: the server's resident memory per subscriber, all connected and live, before "
+        f"the window; load: the machine's load averages when the window started)"
     )
+
+
+def deliveries_per_cpu_second(result: Result) -> float:
+    """Messages delivered per second of the server's CPU (all its processes)."""
+    return result.delivered / max(result.cpu["server"], 1e-9)
 
 
 @contextlib.asynccontextmanager
@@ -841,10 +990,16 @@ async def fresh_database(server_url: str) -> AsyncGenerator[str, None]:
 
 
 async def run_chronicle(
-    url: str, writer: Writer, args: argparse.Namespace, subscribers: int, seconds: float
+    url: str,
+    writer: Writer,
+    args: argparse.Namespace,
+    subscribers: int,
+    seconds: float,
+    workers: int = 1,
 ) -> Result:
-    async with running(chronicle_server(url, args.buffer)) as server:
-        return await measure("chronicle", server, writer, args, subscribers, seconds)
+    name = "chronicle" if workers == 1 else f"chron x{workers}"
+    async with running(chronicle_server(url, args.buffer, workers)) as server:
+        return await measure(name, server, writer, args, subscribers, seconds)
 
 
 async def run_baseline(args: argparse.Namespace, subscribers: int, seconds: float) -> Result:
@@ -860,7 +1015,7 @@ async def run_baseline(args: argparse.Namespace, subscribers: int, seconds: floa
 async def compare(url: str, writer: Writer, args: argparse.Namespace) -> Result:
     """The baseline and Chronicle with the same subscribers; Chronicle's result."""
     baseline = await run_baseline(args, args.subscribers, args.seconds)
-    chronicle = await run_chronicle(url, writer, args, args.subscribers, args.seconds)
+    chronicle = await run_chronicle(url, writer, args, args.subscribers, args.seconds, args.workers)
     print()
     report_header()
     report(baseline)
@@ -872,33 +1027,55 @@ async def compare(url: str, writer: Writer, args: argparse.Namespace) -> Result:
         f"events lost {chronicle.lost} (target 0)",
         flush=True,
     )
+    ours, bare = deliveries_per_cpu_second(chronicle), deliveries_per_cpu_second(baseline)
+    print(
+        f"deliveries per server CPU-second: chronicle {ours:.0f}, baseline {bare:.0f}, ratio "
+        f"{ours / bare:.2f} (target >= {CPU_RATIO_TARGET:g}); server memory per subscriber "
+        f"{chronicle.kb_per_subscriber:.1f} KB (target < {MEMORY_TARGET_KB:g}), baseline "
+        f"{baseline.kb_per_subscriber:.1f} KB",
+        flush=True,
+    )
     return chronicle
 
 
 async def capacity(
     url: str, writer: Writer, args: argparse.Namespace, known: Result | None
 ) -> None:
-    """Chronicle's p99 per subscriber count, and the largest count held at p99 < 250 ms."""
+    """Chronicle's p99 per subscriber count and number of workers, and the largest count each
+    holds at p99 < 250 ms with nothing lost."""
     sweep = sorted({int(n) for n in args.sweep.split(",") if n.strip()})
+    workers = sorted({int(n) for n in args.sweep_workers.split(",") if n.strip()})
     print(f"\ncapacity sweep (chronicle, {args.sweep_seconds:g}s each):", flush=True)
-    results: dict[int, Result] = {}
-    for count in sweep:
-        if known is not None and known.subscribers == count and known.seconds == args.sweep_seconds:
-            results[count] = known  # the comparison's run is this very measurement
-        else:
-            results[count] = await run_chronicle(url, writer, args, count, args.sweep_seconds)
+    results: dict[tuple[int, int], Result] = {}
+    for processes in workers:
+        for count in sweep:
+            if (
+                known is not None
+                and (known.subscribers, args.workers) == (count, processes)
+                and known.seconds == args.sweep_seconds
+            ):
+                results[processes, count] = known  # the comparison's run is this measurement
+            else:
+                results[processes, count] = await run_chronicle(
+                    url, writer, args, count, args.sweep_seconds, processes
+                )
     print()
     report_header()
-    for count in sweep:
-        report(results[count])
+    for key in sorted(results):
+        report(results[key])
     legend()
-    held = [n for n, r in results.items() if r.p99 < CAPACITY_P99_MS and r.lost == 0]
-    verdict = f"{max(held)} subscribers" if held else "none of the counts tried"
-    print(
-        f"one process holds {verdict} at p99 < {CAPACITY_P99_MS:g} ms with nothing lost "
-        f"(of {', '.join(map(str, sweep))})",
-        flush=True,
-    )
+    for processes in workers:
+        held = [
+            n
+            for (w, n), r in results.items()
+            if w == processes and r.p99 < CAPACITY_P99_MS and r.lost == 0
+        ]
+        verdict = f"{max(held)} subscribers" if held else "none of the counts tried"
+        print(
+            f"{processes} worker(s) hold {verdict} at {args.rate:g} ev/s with p99 < "
+            f"{CAPACITY_P99_MS:g} ms and nothing lost (of {', '.join(map(str, sweep))})",
+            flush=True,
+        )
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -908,7 +1085,9 @@ async def main(args: argparse.Namespace) -> None:
     raise_open_file_limit()
     print(
         f"fan-out: {args.subscribers} subscribers, {args.rate:g} ev/s for {args.seconds:g}s, "
-        f"selection {{ {args.fields} }}, {args.clients} client process(es), {CORES} cores",
+        f"selection {{ {args.fields} }}, {args.clients} {args.client} client process(es), "
+        f"{CORES} cores, "
+        f"load {load()}",
         flush=True,
     )
     async with fresh_database(args.server) as url:
@@ -939,6 +1118,18 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         "--sweep-only", action="store_true", help="skip the comparison with the baseline"
     )
     parser.add_argument("--clients", type=int, default=2, help="client processes")
+    parser.add_argument(
+        "--client",
+        choices=["node", "python"],
+        default="node",
+        help="the subscribers' client: node (ws, benchmarks/node) or python (websockets)",
+    )
+    parser.add_argument(
+        "--workers", type=int, default=1, help="chronicle serve --workers, for the comparison"
+    )
+    parser.add_argument(
+        "--sweep-workers", default="1", help="worker counts of the capacity sweep, e.g. 1,2"
+    )
     parser.add_argument("--fields", default="position", help="the subscription's selection set")
     parser.add_argument(
         "--buffer", type=int, default=DEFAULT_BUFFER, help="CHRONICLE_SUBSCRIBER_BUFFER"
