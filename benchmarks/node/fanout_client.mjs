@@ -1,9 +1,12 @@
 // The fan-out benchmark's subscribers in one Node process (benchmarks/fanout.py --client node):
 // `count` graphql-transport-ws websockets to `url`, each subscribed to `document`, stamping
 // every message's receipt on CLOCK_MONOTONIC, the clock of Python's time.monotonic() (libuv's
-// hrtime reads CLOCK_MONOTONIC on Linux; checked on the development machine: node and python
-// read 2890.73 and 2890.88 s, 0.15 s apart as started). Its CPU per message is a fraction of
-// the Python client's, which matters where clients and server share two cores.
+// hrtime reads CLOCK_MONOTONIC on Linux). Checked on the benchmark machine (Linux, node 20):
+// Python read time.monotonic(), started `node -e` printing process.hrtime.bigint() / 1e9, read
+// time.monotonic() again when it exited; 20 times out of 20 node's reading fell inside
+// Python's bracket (e.g. 5380.6667 <= 5380.8058 <= 5380.8125 s, brackets <= 0.16 s), so one
+// clock. Its CPU per message is a fraction of the Python client's, which matters where
+// clients and server share two cores.
 //
 //   node fanout_client.mjs URL COUNT DOCUMENT OUTFILE
 //
@@ -54,7 +57,11 @@ function open(i) {
   const ws = new WebSocket(url, "graphql-transport-ws", { perMessageDeflate: false });
   sockets.push(ws);
   let acknowledged = false;
+  let errored = false; // counted as failed, not as closed too (as the Python client)
+  let handshaking = true;
   const handshakeDone = () => {
+    if (!handshaking) return;
+    handshaking = false;
     opening -= 1;
     openMore();
   };
@@ -64,6 +71,7 @@ function open(i) {
     const text = data.toString();
     if (!acknowledged) {
       if (!text.includes("connection_ack")) {
+        errored = true;
         counters.failed += 1;
         note(`no connection_ack: ${text}`);
         ws.terminate();
@@ -95,15 +103,14 @@ function open(i) {
     }
   });
   ws.on("error", (error) => {
+    errored = true;
     counters.failed += 1;
     note(error);
-    if (!acknowledged) {
-      acknowledged = true; // counted as failed: the next one may open
-      handshakeDone();
-    }
+    handshakeDone(); // counted as failed: the next one may open
   });
   ws.on("close", (code, reason) => {
-    if (!stopping) {
+    handshakeDone();
+    if (!stopping && !errored) {
       counters.closed += 1;
       note(`closed: ${code} ${reason}`);
     }
