@@ -115,13 +115,22 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (0 if it is gone)."""
+def cpu_seconds(pid: int, kernel_only: bool = False) -> float:
+    """User + system CPU time of a process so far, or system (kernel) time only (0 if it is
+    gone)."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    ticks = int(fields[12]) if kernel_only else int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_by_role(watched: dict[str, list[int]]) -> dict[str, float]:
+    """CPU seconds so far of each role's processes, and the server's kernel share."""
+    seconds = {k: sum(cpu_seconds(p) for p in pids) for k, pids in watched.items()}
+    seconds["server kernel"] = sum(cpu_seconds(p, kernel_only=True) for p in watched["server"])
+    return seconds
 
 
 def descendants(pid: int) -> list[int]:
@@ -802,7 +811,7 @@ async def measure(
 
         watched = {"server": server.pids, "clients": pool.pids, "writer": [os.getpid()]}
         result.load = load()
-        before = {k: sum(cpu_seconds(p) for p in pids) for k, pids in watched.items()}
+        before = cpu_by_role(watched)
         busy_before, total_before = machine_busy()
         profiler = profile(server, args, name, seconds)
         result.window_start = time.monotonic()
@@ -824,9 +833,9 @@ async def measure(
             await asyncio.sleep(0.25)
         result.drain = time.monotonic() - drain_start
         result.busy = time.monotonic() - result.window_start
-        after = {k: sum(cpu_seconds(p) for p in pids) for k, pids in watched.items()}
+        after = cpu_by_role(watched)
         busy_after, total_after = machine_busy()
-        result.cpu = {k: after[k] - before[k] for k in watched}
+        result.cpu = {k: after[k] - before[k] for k in after}
         # The machine's busy CPU seconds (all cores): the servers, clients, Postgres, the rest.
         result.cpu["machine"] = (
             (busy_after - busy_before) / (total_after - total_before) * result.busy * CORES
@@ -921,7 +930,8 @@ def report_header() -> None:
     print(
         f"{'':<10} {'subs':>5} {'events':>6} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} "
         f"{'lost':>5} {'dup':>4} {'fell':>4} {'deliv/s':>7} | {'server':>6} {'us/msg':>6} "
-        f"{'clients':>7} {'us/msg':>6} {'writer':>6} {'machine':>7} | {'KB/sub':>6} load"
+        f"{'kernel':>6} {'clients':>7} {'us/msg':>6} {'writer':>6} {'machine':>7} | "
+        f"{'KB/sub':>6} load"
     )
 
 
@@ -931,12 +941,13 @@ def report(result: Result) -> None:
     delivering = max(result.last_receipt - result.window_start, 1e-9)
     per_message = 1e6 / max(result.delivered, 1)
     cpu = {k: v / max(result.busy, 1e-9) for k, v in result.cpu.items()}
+    kernel = result.cpu["server kernel"] / max(result.cpu["server"], 1e-9)
     print(
         f"{result.name:<10} {result.subscribers:>5} {result.written:>6} "
         f"{result.percentile(0.5):>8.1f} {result.p99:>8.1f} {result.percentile(1.0):>8.1f} "
         f"{result.lost:>5} {result.duplicates:>4} {result.counters.get('fell_behind', 0):>4} "
         f"{result.delivered / delivering:>7.0f} | {cpu['server']:>6.2f} "
-        f"{result.cpu['server'] * per_message:>6.0f} {cpu['clients']:>7.2f} "
+        f"{result.cpu['server'] * per_message:>6.0f} {kernel:>6.0%} {cpu['clients']:>7.2f} "
         f"{result.cpu['clients'] * per_message:>6.0f} {cpu['writer']:>6.2f} "
         f"{cpu['machine']:>7.2f} | {result.kb_per_subscriber:>6.1f} {result.load}",
         flush=True,
@@ -956,7 +967,8 @@ def legend() -> None:
     print(
         f"(deliv/s: deliveries per second from the first write to the last receipt; CPU in "
         f"cores, averaged from the first write until everything arrived, and in us of CPU per "
-        f"delivered message; machine: all {CORES} cores, Postgres and anything else included; "
+        f"delivered message; kernel: the server's share of it in the kernel (socket writes); "
+        f"machine: all {CORES} cores, Postgres and anything else included; "
         f"KB/sub: the server's resident memory per subscriber, all connected and live, before "
         f"the window; load: the machine's load averages when the window started)"
     )
