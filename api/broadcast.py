@@ -54,7 +54,7 @@ class RedisPubSub(BroadcastBackend):
         await self._redis.ping()  # fail now, not at the first message, when Redis is down
 
     async def disconnect(self) -> None:
-        await self._pubsub.aclose()  # type: ignore[no-untyped-call]
+        await self._pubsub.aclose()  # type: ignore[no-untyped-call,unused-ignore]
         await self._redis.aclose()
 
     async def subscribe(self, channel: str) -> None:

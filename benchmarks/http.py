@@ -45,6 +45,8 @@ import httpx
 import strawberry
 from strawberry.asgi import GraphQL
 
+from benchmarks.fanout import CORES, cpu_seconds, descendants, machine_busy
+
 CONNECTIONS = 16
 REGISTER = (
     "mutation($input: RegisterUserInput!) "
@@ -171,6 +173,9 @@ class Window:
     p99_ms: float
     errors: int
     load: float
+    server_ms: float  # the server's CPU per request (all its processes)
+    postgres_ms: float  # PostgreSQL's CPU per request (all its processes on this machine)
+    machine_cores: float  # the whole machine's busy cores through the window
 
 
 def wrk_script(folder: Path, name: str) -> Path:
@@ -184,15 +189,37 @@ def wrk_script(folder: Path, name: str) -> Path:
     return path
 
 
-def run_wrk(url: str, script: Path, seconds: float) -> Window:
+def postgres_pids() -> list[int]:
+    """Every PostgreSQL process on this machine (the server and its backends)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and (entry / "comm").read_text().strip() == "postgres":
+                pids.append(int(entry.name))
+        except OSError:
+            continue  # gone meanwhile
+    return pids
+
+
+def cpu_of(pids: list[int]) -> float:
+    return sum(cpu_seconds(pid) for pid in pids)
+
+
+def run_wrk(url: str, script: Path, seconds: float, pid: int | None = None) -> Window:
+    """A wrk window against `url`; with the server's `pid`, where the CPU went too."""
     load = os.getloadavg()[0]
     window = f"{max(1, round(seconds))}s"
+    watched = {"server": descendants(pid) if pid else [], "postgres": postgres_pids()}
+    before = {k: cpu_of(v) for k, v in watched.items()}
+    busy_before, total_before = machine_busy()
     result = subprocess.run(
         ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{window}", "--timeout", "10s", "-s", str(script)]
         + [f"{url}/graphql"],
         capture_output=True,
         text=True,
     )
+    busy_after, total_after = machine_busy()
+    spent = {k: cpu_of(v) - before[k] for k, v in watched.items()}
     out = result.stdout
     if result.returncode != 0:
         raise RuntimeError(f"wrk failed:\n{out}\n{result.stderr}")
@@ -204,12 +231,16 @@ def run_wrk(url: str, script: Path, seconds: float) -> Window:
         return float(found.group(1))
 
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    requests = max(number(r"(\d+) requests in"), 1)
     return Window(
         requests_per_s=number(r"Requests/sec:\s+([\d.]+)"),
         p50_ms=number(r"P50_US (\d+)") / 1000,
         p99_ms=number(r"P99_US (\d+)") / 1000,
         errors=int(number(r"GRAPHQL_ERRORS (\d+)")) + (int(non_2xx.group(1)) if non_2xx else 0),
         load=load,
+        server_ms=spent["server"] / requests * 1000,
+        postgres_ms=spent["postgres"] / requests * 1000,
+        machine_cores=(busy_after - busy_before) / (total_after - total_before) * CORES,
     )
 
 
@@ -286,12 +317,12 @@ async def seed(url: str) -> None:
             raise RuntimeError(answer["errors"])
 
 
-def measure(url: str, folder: Path, warmup: float, duration: float) -> dict[str, Window]:
+def measure(url: str, pid: int, folder: Path, warmup: float, duration: float) -> dict[str, Window]:
     windows = {}
     for name in ("register", "users"):
         # A script each: the counter restarts with every wrk, the emails must not repeat.
         run_wrk(url, wrk_script(folder, name), warmup)
-        windows[name] = run_wrk(url, wrk_script(folder, name), duration)
+        windows[name] = run_wrk(url, wrk_script(folder, name), duration, pid)
     return windows
 
 
@@ -327,7 +358,9 @@ def line(label: str, window: Window) -> str:
     flag = f"  {window.errors} ERRORS" if window.errors else ""
     return (
         f"  {label:<26} {window.requests_per_s:8.0f} req/s   p50 {window.p50_ms:7.1f} ms"
-        f"   p99 {window.p99_ms:7.1f} ms   load {window.load:4.2f}{flag}"
+        f"   p99 {window.p99_ms:7.1f} ms | CPU/req server {window.server_ms:5.2f} ms"
+        f"  postgres {window.postgres_ms:5.2f} ms  machine {window.machine_cores:4.2f} cores"
+        f" | load {window.load:4.2f}{flag}"
     )
 
 
@@ -369,36 +402,37 @@ def main() -> None:
                         asyncio.run(seed(url))
                     check(url)
                     label = f"chronicle, {workers} worker{'s' if workers > 1 else ''}"
-                    results[label] = measure(url, folder, args.warmup, args.duration)
+                    results[label] = measure(url, pid, folder, args.warmup, args.duration)
                     if args.profile and workers == 1:
                         profile(url, pid, folder, args.duration, args.profile)
             for workers in (1, 2):
                 bare = [sys.executable, "-m", "uvicorn", "--factory", "benchmarks.http:bare_app"]
                 bare += ["--port", "{port}", "--workers", str(workers), "--log-level", "warning"]
-                with server(bare, env, "/graphql") as (url, _):
+                with server(bare, env, "/graphql") as (url, pid):
                     check(url)
                     label = f"bare, {workers} worker{'s' if workers > 1 else ''}"
-                    results[label] = measure(url, folder, args.warmup, args.duration)
+                    results[label] = measure(url, pid, folder, args.warmup, args.duration)
     finally:
         asyncio.run(drop_database(base, name))
 
     print(
         f"wrk, {CONNECTIONS} connections, {args.duration:g} s after {args.warmup:g} s warm-up,"
-        f" {os.cpu_count()} cores (load: 1-minute average when the window started)"
+        f" {CORES} cores (CPU per request of the server's processes and of PostgreSQL's, the"
+        f" machine's busy cores; load: 1-minute average when the window started)"
     )
     for request, title in (("register", "registerUser"), ("users", 'users(search: "ada")')):
         print(title)
         for label, windows in results.items():
             print(line(label, windows[request]))
-    for workers in ("1 worker", "2 workers"):
-        ours, bare = results[f"chronicle, {workers}"], results[f"bare, {workers}"]
+    for count in ("1 worker", "2 workers"):
+        ours, theirs = results[f"chronicle, {count}"], results[f"bare, {count}"]
         for request, title, goal in (
             ("register", "registerUser", 0.6),
             ("users", "users(search:)", 0.5),
         ):
-            ratio = ours[request].requests_per_s / bare[request].requests_per_s
+            ratio = ours[request].requests_per_s / theirs[request].requests_per_s
             print(
-                f"ratio chronicle/bare ({workers}) {title:<15} {ratio:.2f} (goal >= {goal}),"
+                f"ratio chronicle/bare ({count}) {title:<15} {ratio:.2f} (goal >= {goal}),"
                 f" chronicle p99 {ours[request].p99_ms:.1f} ms (goal < 50 ms)"
             )
     if args.profile:
