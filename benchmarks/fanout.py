@@ -17,9 +17,10 @@ of the server's event loop: if the loop is busy, the baseline producer hands the
 late, as Chronicle reads the NOTIFY late, and that wait is latency on both sides. The
 difference is what Chronicle adds: the NOTIFY, the feed read, LiveFeed, its schema.
 
-Both get the same subscribers, opened by the same client code (raw graphql-transport-ws over
-`websockets`, spread over `--clients` processes, which stamp `time.monotonic()` at receipt and
-find the position with a regex rather than a JSON parse), with the same document
+Both get the same subscribers, opened by the same client code (raw graphql-transport-ws, in
+Node with `ws` by default, benchmarks/node/fanout_client.mjs, or in Python with `websockets`
+with `--client python`; spread over `--clients` processes, which stamp CLOCK_MONOTONIC at
+receipt and find the position with a regex rather than a JSON parse), with the same document
 `subscription { events(streamType: "FanoutBench") { position } }` (`--fields` changes the
 selection set; the baseline's Event has the same fields and ignores `streamType`). Before each
 measured window, marker events are written until every subscriber has received one (a
@@ -29,8 +30,8 @@ the run waits until every event reached every subscriber (or nothing arrives for
 Prints, for both: subscribers, events written, latency p50/p99/max, events lost (expected
 deliveries minus distinct deliveries; duplicates counted apart), FELL_BEHIND errors, the
 delivery rate, and the CPU each party used from the first measured write until everything
-arrived (the server's processes, also per delivered message; the client processes; the
-writer; the whole machine), the server's resident memory per subscriber (all connected and
+arrived (the server's processes, also per delivered message and the share of it spent in
+the kernel; the client processes; the writer; the whole machine), the server's resident memory per subscriber (all connected and
 live, before the window) and the machine's load. Then the ratio of the p99s, deliveries per
 server CPU-second against the baseline's, and a capacity sweep of Chronicle alone (with 1 or
 more workers, `--sweep-workers`): p99 per subscriber count and the largest count held at

@@ -13,8 +13,10 @@ window after a warm-up, with two requests:
 (b) bare: a strawberry + uvicorn app defined here with a no-op mutation of the same shape that
     returns constants and a query that returns 10 constant users, with 1 and 2 workers.
 
-Prints requests/s, p50 and p99 latency of each, the ratios Chronicle / bare (same workers), the
-machine's load average when each window started (the client shares the cores). With
+Prints requests/s, p50 and p99 latency of each, where the CPU went (the server's processes and
+PostgreSQL's, per request, and the machine's busy cores: wrk and PostgreSQL share them), the
+ratios Chronicle / bare (same workers), and the machine's load average when each window
+started. With
 `--profile FILE`, one more registerUser window runs under `py-spy record --format raw` on the
 Chronicle process (py-spy installed separately).
 

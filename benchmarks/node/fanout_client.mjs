@@ -5,8 +5,8 @@
 // Python read time.monotonic(), started `node -e` printing process.hrtime.bigint() / 1e9, read
 // time.monotonic() again when it exited; 20 times out of 20 node's reading fell inside
 // Python's bracket (e.g. 5380.6667 <= 5380.8058 <= 5380.8125 s, brackets <= 0.16 s), so one
-// clock. Its CPU per message is a fraction of the Python client's, which matters where
-// clients and server share two cores.
+// clock. Its CPU per message is 0.4 to 0.7 of the Python client's here (1,000 subscribers at
+// 50 ev/s: 11-28 us against 17-53 us), which matters where clients and server share two cores.
 //
 //   node fanout_client.mjs URL COUNT DOCUMENT OUTFILE
 //
