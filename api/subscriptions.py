@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 from uuid import UUID
 
 import strawberry
@@ -29,6 +29,13 @@ from projections.live import EventFilter
 from store.events import RecordedEvent
 
 R = TypeVar("R")
+V = TypeVar("V", bound="Versioned")
+S = TypeVar("S")
+
+
+class Versioned(Protocol):
+    @property
+    def version(self) -> int: ...
 
 
 async def _changes(
@@ -56,6 +63,30 @@ async def _changes(
             row = await _ROWS.get(key, partial(read_after, event.position))
             if row is not None:
                 yield row
+
+
+async def _states(
+    info: Info,
+    stream_id: str,
+    projection: str,
+    read: Callable[[AsyncEngine, str], Awaitable[V | None]],
+    present: Callable[[V], S],
+) -> AsyncGenerator[S, None]:
+    """Each newer state of `stream_id`'s read model row, as `present` shows it: pushed by this
+    subscriber's shape where it can be shared (api/fanout.py), else yielded for strawberry to
+    send. Never an older state than the last."""
+    framed = shape_of(info, read_scope(info.context.actor))
+    sent = 0
+    async for row in _changes(info, stream_id, projection, read):
+        if row.version > sent:
+            sent = row.version
+            state = present(row)
+            if framed is not None:
+                payload = await framed[0].shared_payload(state, row.version)
+                if payload is not None:
+                    await framed[1].push(payload)
+                    continue
+            yield state
 
 
 _ROWS: Shared[Any] = Shared()
@@ -128,33 +159,15 @@ class Subscription:
         if not await reads_stream(info, str(order_id)):
             # Another user's order, or none: the same answer, no hint that it exists.
             raise ClientError("NOT_FOUND", f"no order {order_id}")
-        framed = shape_of(info, read_scope(info.context.actor))
-        sent = 0
-        async for row in _changes(info, str(order_id), "orders", order_queries.get_order):
-            if row.version > sent:  # never an older state than the last
-                sent = row.version
-                order = Order.of(row)
-                if framed is not None:
-                    payload = await framed[0].shared_payload(order, row.version)
-                    if payload is not None:
-                        await framed[1].push(payload)
-                        continue
-                yield order
+        async for order in _states(
+            info, str(order_id), "orders", order_queries.get_order, Order.of
+        ):
+            yield order
 
     @strawberry.subscription(
         description="The post's read model each time a projection changes it (new like, "
         "comment, edit)."
     )  # type: ignore[untyped-decorator]
     async def post_changed(self, info: Info, post_id: strawberry.ID) -> AsyncGenerator[Post, None]:
-        framed = shape_of(info, read_scope(info.context.actor))
-        sent = 0
-        async for row in _changes(info, str(post_id), "posts", post_queries.get_post):
-            if row.version > sent:
-                sent = row.version
-                post = Post.of(row)
-                if framed is not None:
-                    payload = await framed[0].shared_payload(post, row.version)
-                    if payload is not None:
-                        await framed[1].push(payload)
-                        continue
-                yield post
+        async for post in _states(info, str(post_id), "posts", post_queries.get_post, Post.of):
+            yield post

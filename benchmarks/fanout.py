@@ -31,12 +31,12 @@ Prints, for both: subscribers, events written, latency p50/p99/max, events lost 
 deliveries minus distinct deliveries; duplicates counted apart), FELL_BEHIND errors, the
 delivery rate, and the CPU each party used from the first measured write until everything
 arrived (the server's processes, also per delivered message and the share of it spent in
-the kernel; the client processes; the writer; the whole machine), the server's resident memory per subscriber (all connected and
-live, before the window) and the machine's load. Then the ratio of the p99s, deliveries per
-server CPU-second against the baseline's, and a capacity sweep of Chronicle alone (with 1 or
-more workers, `--sweep-workers`): p99 per subscriber count and the largest count held at
-p99 < 250 ms with nothing lost. `--profile FILE` samples the Chronicle server of each window
-with py-spy.
+the kernel; the client processes; the writer; the whole machine), the server's resident
+memory per subscriber (all connected and live, before the window) and the machine's load.
+Then the ratio of the p99s, deliveries per server CPU-second against the baseline's, and a
+capacity sweep of Chronicle alone (with 1 or more workers, `--sweep-workers`): p99 per
+subscriber count and the largest count held at p99 < 250 ms with nothing lost.
+`--profile FILE` samples the Chronicle server of each window with py-spy.
 
     python -m benchmarks.fanout [--subscribers 1000] [--rate 50] [--seconds 30]
         [--workers 1] [--sweep 50,100,150,250,500,1000] [--sweep-workers 1,2]
