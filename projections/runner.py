@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import Callable, Sequence
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -86,7 +87,7 @@ class ProjectionRunner:
                 async with elected(url, self.wake) as leadership:
                     if leadership is not None:
                         self.is_leader = True
-                        log.info("this process runs the projections")
+                        log.info("this process runs the projections (pid %d)", os.getpid())
                         await self.follower.follow(stop, self.run_once, between=leadership.confirm)
             except DATABASE_TROUBLE:
                 log.warning(

@@ -46,7 +46,15 @@ class Subscriber:
         self.arrived = asyncio.Event()
         self.ended = asyncio.Event()
         transport = WebsocketsTransport(url=ws_url(server), subprotocols=[protocol])
+        self.transport = transport
         self._task = asyncio.create_task(self._run(transport, document, variables))
+
+    @property
+    def local_port(self) -> int:
+        """The client's port of its connection (to tell which server process holds it)."""
+        websocket = self.transport.adapter.websocket
+        assert websocket is not None, "not connected"
+        return int(websocket.local_address[1])
 
     async def _run(
         self, transport: WebsocketsTransport, document: str, variables: dict[str, Any]

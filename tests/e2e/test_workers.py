@@ -4,13 +4,17 @@ one elected projection runner between them, metrics counted across them, a clean
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import re
 import signal
 import sys
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.conftest import Server, start_server
@@ -72,16 +76,19 @@ async def test_two_workers_serve_one_port_with_one_runner_and_every_subscriber_g
         workers = workers_of(server.process.pid)
         assert len(workers) == 2, server.output()
 
-        # Subscribers on connections of their own, spread by the kernel over both workers.
-        subscribers = [Subscriber(server, EVENTS, streamType="User") for _ in range(12)]
         first = await graphql(
             server.graphql_url, REGISTER, input={"email": "w0@x.io", "name": "W0", "age": 30}
         )
-        written = [str(dict(first["registerUser"])["streamId"])]
-        # Registered before the first write, each subscriber is live: wait until it has it,
-        # then write more, each through a connection of its own.
-        for subscriber in subscribers:
-            await subscriber.until(lambda got: any(e["streamId"] == written[0] for e in got))
+        start = dict(first["registerUser"])
+        written = [str(start["streamId"])]
+        # Subscribers on connections of their own, spread by the kernel over both workers, each
+        # from the first registration on: whenever it goes live, it gets every later event
+        # (from the log until it is live, pushed after), while more are written, each through
+        # a connection of its own.
+        subscribers = [
+            Subscriber(server, EVENTS, streamType="User", after=start["position"])
+            for _ in range(12)
+        ]
         for n in range(1, 8):
             answer = await graphql(
                 server.graphql_url,
@@ -90,8 +97,9 @@ async def test_two_workers_serve_one_port_with_one_runner_and_every_subscriber_g
             )
             written.append(str(dict(answer["registerUser"])["streamId"]))
         for subscriber in subscribers:
-            await subscriber.until(lambda got: len(got) >= len(written))
-            assert [e["streamId"] for e in subscriber.received] == written  # once each, in order
+            await subscriber.until(lambda got: len(got) >= len(written) - 1)
+            # Once each, in order.
+            assert [e["streamId"] for e in subscriber.received] == written[1:]
 
         # Read your writes from whichever worker answers, whichever runs the projections.
         last = await graphql(
@@ -132,3 +140,123 @@ async def test_workers_below_one_are_refused(empty_database_url: str, tmp_path: 
     log.write_bytes(errors)
     assert process.returncode != 0
     assert b"--workers (CHRONICLE_WORKERS) must be 1 or more" in errors
+
+
+def peers_of(pid: int) -> set[int]:
+    """The remote ports of `pid`'s TCP connections: its sockets' inodes found in its
+    /proc/net/tcp (a subscriber's local port names the worker that holds it)."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            link = os.readlink(fd)
+            if link.startswith("socket:["):
+                inodes.add(link[len("socket:[") : -1])
+    ports = set()
+    for table in ("tcp", "tcp6"):
+        for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[9] in inodes:
+                ports.add(int(fields[2].rsplit(":", 1)[1], 16))
+    return ports
+
+
+def runner_pid(server: Server, besides: int | None = None) -> int | None:
+    """The pid of the worker that says it runs the projections (the last to say so that is
+    not `besides`), or None yet."""
+    said = re.findall(r"this process runs the projections \(pid (\d+)\)", server.output())
+    pids = [int(pid) for pid in said if int(pid) != besides]
+    return pids[-1] if pids else None
+
+
+async def until(condition: Callable[[], object], within: float = 30) -> None:
+    async with asyncio.timeout(within):
+        while not condition():  # noqa: ASYNC110 (a log file and /proc: nothing to await)
+            await asyncio.sleep(0.1)
+
+
+@pytest.mark.parametrize("doorbell", ["postgres", "redis"])
+async def test_a_killed_worker_is_replaced_and_the_others_go_on_losing_nothing(
+    empty_database_url: str, tmp_path: Path, doorbell: str
+) -> None:
+    env = {
+        "DATABASE_URL": empty_database_url,
+        "CHRONICLE_WORKERS": "2",
+        "LOG_LEVEL": "info",
+        "CHRONICLE_STALE_READ_TIMEOUT": "30",  # reads wait through the runner's takeover
+    }
+    if doorbell == "redis":
+        env["BROADCAST_URL"] = "redis://127.0.0.1:6379"
+    server = start_server(env, tmp_path / "serve.log")
+    subscribers: list[Subscriber] = []
+    later: list[Subscriber] = []
+    try:
+        workers = workers_of(server.process.pid)
+        assert len(workers) == 2, server.output()
+        await until(lambda: runner_pid(server) is not None)
+        killed = runner_pid(server)
+        assert killed in workers, server.output()
+
+        (kept,) = set(workers) - {killed}
+
+        first = await graphql(
+            server.graphql_url, REGISTER, input={"email": "k0@x.io", "name": "K0", "age": 30}
+        )
+        start = dict(first["registerUser"])
+        live = await graphql(
+            server.graphql_url, REGISTER, input={"email": "k1@x.io", "name": "K1", "age": 30}
+        )
+        written = [str(dict(live["registerUser"])["streamId"])]
+        # Subscribers, each live (it has the event after `start`), until each worker holds
+        # three at least: the kernel hands connections to either, not evenly.
+        on: dict[int, list[Subscriber]] = {killed: [], kept: []}
+        while min(len(held) for held in on.values()) < 3:
+            assert len(subscribers) < 60, {pid: len(held) for pid, held in on.items()}
+            subscriber = Subscriber(server, EVENTS, streamType="User", after=start["position"])
+            subscribers.append(subscriber)
+            await subscriber.until(lambda got: len(got) == 1)
+            (holder,) = [pid for pid in on if subscriber.local_port in peers_of(pid)]
+            on[holder].append(subscriber)
+
+        # SIGKILL: no shutdown, no goodbye; its connections and its advisory lock just end.
+        assert killed is not None
+        os.kill(killed, signal.SIGKILL)
+        # The supervisor starts another worker, and a worker runs the projections again.
+        await until(lambda: killed not in workers_of(server.process.pid))
+        await until(lambda: len(workers_of(server.process.pid)) == 2)
+        await until(lambda: runner_pid(server, besides=killed) is not None)
+
+        for n in range(2, 8):
+            answer = await graphql(
+                server.graphql_url,
+                REGISTER,
+                input={"email": f"k{n}-{uuid.uuid4().hex[:6]}@x.io", "name": f"K{n}", "age": 30},
+            )
+            written.append(str(dict(answer["registerUser"])["streamId"]))
+        created = dict(answer["registerUser"])
+        # Read your writes, from whichever worker answers: the new runner projected them.
+        for _ in range(4):
+            user = await graphql(
+                server.graphql_url, USER, id=created["streamId"], at=created["position"]
+            )
+            assert user["user"] == {"id": created["streamId"], "name": "K7"}
+
+        # Subscribers of the killed worker were cut (to resume with `after`); those of the
+        # other got every event, once each, in order; so do ones that subscribe now from the
+        # first, to either worker.
+        later = [
+            Subscriber(server, EVENTS, streamType="User", after=start["position"]) for _ in range(4)
+        ]
+        for subscriber in [*on[kept], *later]:
+            await subscriber.until(lambda got: len(got) >= len(written))
+            assert [e["streamId"] for e in subscriber.received] == written
+        for subscriber in on[killed]:  # cut, with nothing after the kill and no gap before
+            async with asyncio.timeout(30):
+                await subscriber.ended.wait()
+            assert [e["streamId"] for e in subscriber.received] == written[:1]
+    finally:
+        await asyncio.gather(*(s.close() for s in [*subscribers, *later]))
+        status = server.stop(signal.SIGTERM)
+    output = server.output()
+    assert status == 0, output
+    assert "Traceback" not in output, output
+    assert not still_running(workers_of(server.process.pid))
