@@ -16,9 +16,8 @@ window after a warm-up, with two requests:
 Prints requests/s, p50 and p99 latency of each, where the CPU went (the server's processes and
 PostgreSQL's, per request, and the machine's busy cores: wrk and PostgreSQL share them), the
 ratios Chronicle / bare (same workers), and the machine's load average when each window
-started. With
-`--profile FILE`, one more registerUser window runs under `py-spy record --format raw` on the
-Chronicle process (py-spy installed separately).
+started. With `--profile FILE`, one more registerUser window runs under `py-spy record
+--format raw` on the Chronicle process (py-spy installed separately).
 
     python -m benchmarks.http [--duration 10] [--warmup 2] [--profile /tmp/register.txt]
 """
