@@ -47,6 +47,7 @@ def serve(settings: Settings) -> None:
         "log_config": None,
         "timeout_graceful_shutdown": 10,
         "ws_max_size": settings.max_body_bytes,
+        "ws_per_message_deflate": settings.ws_compression,
     }
     if settings.workers == 1:
         run(app, app.drain, **options)

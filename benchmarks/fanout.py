@@ -41,7 +41,7 @@ subscriber count and the largest count held at p99 < 250 ms with nothing lost.
     python -m benchmarks.fanout [--subscribers 1000] [--rate 50] [--seconds 30]
         [--workers 1] [--sweep 50,100,150,250,500,1000] [--sweep-workers 1,2]
         [--sweep-seconds S] [--sweep-only] [--clients 2] [--fields position] [--buffer N]
-        [--drain 15] [--server URL] [--quick] [--profile FILE]
+        [--drain 15] [--server URL] [--quick] [--profile FILE] [--deflate]
 
 The server defaults to TEST_DATABASE_URL, else 127.0.0.1:5432.
 """
@@ -95,6 +95,8 @@ TARGET_RATIO = 3.0
 CAPACITY_P99_MS = 250.0
 CPU_RATIO_TARGET = 3.0
 MEMORY_TARGET_KB = 20.0
+DEFLATE = "FANOUT_DEFLATE"
+"""Set to 1 by --deflate: the clients (both kinds) offer permessage-deflate."""
 DEFAULT_BUFFER = 1_000_000
 CORES = os.cpu_count() or 1
 
@@ -260,6 +262,7 @@ def chronicle_server(url: str, buffer: int, workers: int = 1) -> Server:
         CHRONICLE_SUBSCRIBER_BUFFER=str(buffer),
         CHRONICLE_MIGRATE_ON_START="false",
         CHRONICLE_WORKERS=str(workers),
+        CHRONICLE_WS_COMPRESSION="true" if os.environ.get(DEFLATE) == "1" else "false",
     )
     name = "chronicle serve" + (f" --workers {workers}" if workers > 1 else "")
     return spawn_server(name, [sys.executable, "-m", "api.cli", "serve"], env)
@@ -441,7 +444,7 @@ class _Clients:
                 ws = await connect(
                     self.url,
                     subprotocols=[Subprotocol("graphql-transport-ws")],
-                    compression=None,
+                    compression="deflate" if os.environ.get(DEFLATE) == "1" else None,
                     max_size=None,
                     ping_interval=None,
                     open_timeout=120,
@@ -1165,11 +1168,19 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--profile", help="py-spy raw stacks of the Chronicle server's windows, to FILE-<pid>.txt"
     )
+    parser.add_argument(
+        "--deflate",
+        action="store_true",
+        help="clients offer permessage-deflate, as browsers do, and Chronicle accepts it "
+        "(CHRONICLE_WS_COMPRESSION=true; the baseline's uvicorn accepts it by default)",
+    )
     parser.add_argument("--serve-baseline", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.quick:
         args.subscribers, args.seconds, args.sweep = 50, 5.0, "25,50"
+    if args.deflate:
+        os.environ[DEFLATE] = "1"  # for the client processes, and the server's settings
     if args.sweep_seconds is None:
         args.sweep_seconds = args.seconds
     return args

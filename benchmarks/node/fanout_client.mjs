@@ -26,6 +26,7 @@ const PONG = '{"type":"pong"}';
 const SUBSCRIBE = JSON.stringify({ id: "1", type: "subscribe", payload: { query: document } });
 const POSITION = /"position":\s*"?(\d+)/;
 const HANDSHAKES = 32; // at once, as the Python client's semaphore
+const DEFLATE = process.env.FANOUT_DEFLATE === "1"; // offer permessage-deflate (--deflate)
 
 const positions = Array.from({ length: count }, () => []);
 const times = Array.from({ length: count }, () => []);
@@ -54,7 +55,7 @@ function openMore() {
 }
 
 function open(i) {
-  const ws = new WebSocket(url, "graphql-transport-ws", { perMessageDeflate: false });
+  const ws = new WebSocket(url, "graphql-transport-ws", { perMessageDeflate: DEFLATE });
   sockets.push(ws);
   let acknowledged = false;
   let errored = false; // counted as failed, not as closed too (as the Python client)
