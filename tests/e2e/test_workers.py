@@ -54,6 +54,27 @@ async def graphql(url: str, query: str, **variables: object) -> dict[str, object
     return dict(body["data"])
 
 
+async def register(server: Server, name: str) -> dict[str, object]:
+    """A new user named `name` (a unique email), through a connection of its own: its
+    registerUser answer (streamId, position)."""
+    email = f"{name.lower()}-{uuid.uuid4().hex[:6]}@x.io"
+    answer = await graphql(
+        server.graphql_url, REGISTER, input={"email": email, "name": name, "age": 30}
+    )
+    created = answer["registerUser"]
+    assert isinstance(created, dict), answer
+    return created
+
+
+async def reads_its_write(server: Server, created: dict[str, object], name: str) -> None:
+    """`created`'s user, read with minPosition from whichever worker answers, four times."""
+    for _ in range(4):
+        user = await graphql(
+            server.graphql_url, USER, id=created["streamId"], at=created["position"]
+        )
+        assert user["user"] == {"id": created["streamId"], "name": name}
+
+
 def commands_ok(metrics: str) -> float:
     return sum(
         sample.value
@@ -76,10 +97,7 @@ async def test_two_workers_serve_one_port_with_one_runner_and_every_subscriber_g
         workers = workers_of(server.process.pid)
         assert len(workers) == 2, server.output()
 
-        first = await graphql(
-            server.graphql_url, REGISTER, input={"email": "w0@x.io", "name": "W0", "age": 30}
-        )
-        start = dict(first["registerUser"])
+        start = await register(server, "W0")
         written = [str(start["streamId"])]
         # Subscribers on connections of their own, spread by the kernel over both workers, each
         # from the first registration on: whenever it goes live, it gets every later event
@@ -90,29 +108,14 @@ async def test_two_workers_serve_one_port_with_one_runner_and_every_subscriber_g
             for _ in range(12)
         ]
         for n in range(1, 8):
-            answer = await graphql(
-                server.graphql_url,
-                REGISTER,
-                input={"email": f"w{n}-{uuid.uuid4().hex[:6]}@x.io", "name": f"W{n}", "age": 30},
-            )
-            written.append(str(dict(answer["registerUser"])["streamId"]))
+            written.append(str((await register(server, f"W{n}"))["streamId"]))
         for subscriber in subscribers:
             await subscriber.until(lambda got: len(got) >= len(written) - 1)
             # Once each, in order.
             assert [e["streamId"] for e in subscriber.received] == written[1:]
 
         # Read your writes from whichever worker answers, whichever runs the projections.
-        last = await graphql(
-            server.graphql_url,
-            REGISTER,
-            input={"email": f"last-{uuid.uuid4().hex[:6]}@x.io", "name": "Last", "age": 30},
-        )
-        created = dict(last["registerUser"])
-        for _ in range(4):
-            user = await graphql(
-                server.graphql_url, USER, id=created["streamId"], at=created["position"]
-            )
-            assert user["user"] == {"id": created["streamId"], "name": "Last"}
+        await reads_its_write(server, await register(server, "Last"), "Last")
 
         # Any worker's /metrics counts both workers' commands.
         async with httpx.AsyncClient() as client:
@@ -198,14 +201,8 @@ async def test_a_killed_worker_is_replaced_and_the_others_go_on_losing_nothing(
 
         (kept,) = set(workers) - {killed}
 
-        first = await graphql(
-            server.graphql_url, REGISTER, input={"email": "k0@x.io", "name": "K0", "age": 30}
-        )
-        start = dict(first["registerUser"])
-        live = await graphql(
-            server.graphql_url, REGISTER, input={"email": "k1@x.io", "name": "K1", "age": 30}
-        )
-        written = [str(dict(live["registerUser"])["streamId"])]
+        start = await register(server, "K0")
+        written = [str((await register(server, "K1"))["streamId"])]
         # Subscribers, each live (it has the event after `start`), until each worker holds
         # three at least: the kernel hands connections to either, not evenly.
         on: dict[int, list[Subscriber]] = {killed: [], kept: []}
@@ -226,19 +223,10 @@ async def test_a_killed_worker_is_replaced_and_the_others_go_on_losing_nothing(
         await until(lambda: runner_pid(server, besides=killed) is not None)
 
         for n in range(2, 8):
-            answer = await graphql(
-                server.graphql_url,
-                REGISTER,
-                input={"email": f"k{n}-{uuid.uuid4().hex[:6]}@x.io", "name": f"K{n}", "age": 30},
-            )
-            written.append(str(dict(answer["registerUser"])["streamId"]))
-        created = dict(answer["registerUser"])
+            created = await register(server, f"K{n}")
+            written.append(str(created["streamId"]))
         # Read your writes, from whichever worker answers: the new runner projected them.
-        for _ in range(4):
-            user = await graphql(
-                server.graphql_url, USER, id=created["streamId"], at=created["position"]
-            )
-            assert user["user"] == {"id": created["streamId"], "name": "K7"}
+        await reads_its_write(server, created, "K7")
 
         # Subscribers of the killed worker were cut (to resume with `after`); those of the
         # other got every event, once each, in order; so do ones that subscribe now from the
