@@ -129,9 +129,14 @@ def cpu_seconds(pid: int, kernel_only: bool = False) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
+def cpu_of(pids: list[int]) -> float:
+    """User + system CPU seconds so far of `pids`, summed."""
+    return sum(cpu_seconds(pid) for pid in pids)
+
+
 def cpu_by_role(watched: dict[str, list[int]]) -> dict[str, float]:
     """CPU seconds so far of each role's processes, and the server's kernel share."""
-    seconds = {k: sum(cpu_seconds(p) for p in pids) for k, pids in watched.items()}
+    seconds = {k: cpu_of(pids) for k, pids in watched.items()}
     seconds["server kernel"] = sum(cpu_seconds(p, kernel_only=True) for p in watched["server"])
     return seconds
 

@@ -46,7 +46,7 @@ import httpx
 import strawberry
 from strawberry.asgi import GraphQL
 
-from benchmarks.fanout import CORES, cpu_seconds, descendants, machine_busy
+from benchmarks.fanout import CORES, cpu_of, descendants, machine_busy
 
 CONNECTIONS = 16
 REGISTER = (
@@ -200,10 +200,6 @@ def postgres_pids() -> list[int]:
         except OSError:
             continue  # gone meanwhile
     return pids
-
-
-def cpu_of(pids: list[int]) -> float:
-    return sum(cpu_seconds(pid) for pid in pids)
 
 
 def run_wrk(url: str, script: Path, seconds: float, pid: int | None = None) -> Window:
